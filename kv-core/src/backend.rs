@@ -1,0 +1,441 @@
+//! The [`Backend`] trait: record-level storage primitives.
+//!
+//! A backend stores and retrieves [`Record`]s by namespace and key. It knows
+//! nothing of key rules, patterns, TTL rules or atomic-operation rules; those
+//! live once, in [`Store`](crate::Store). A backend's job is to make each
+//! primitive atomic and durable on its medium:
+//!
+//! - `write` and `delete` check their [`Precondition`] and act in one atomic
+//!   step, across tasks and across processes sharing the backend;
+//! - `scan` returns records ordered by key bytes, starting strictly after a
+//!   cursor, so callers page through any number of keys in bounded memory;
+//! - `apply` applies a batch all-or-nothing when
+//!   [`Capabilities::atomic_batch`] is true, and refuses it otherwise.
+//!
+//! Preconditions compare *physical* state: an expired record that is still
+//! stored has a version, and `Absent` fails on it. The store treats expired
+//! records as absent and picks the precondition accordingly.
+//!
+//! The optional fast paths ([`increment`](Backend::increment),
+//! [`delete_range`](Backend::delete_range), [`count`](Backend::count),
+//! [`remove_expired`](Backend::remove_expired), [`scan_keys`](Backend::scan_keys),
+//! [`read_many`](Backend::read_many)) have default implementations on top of
+//! the primitives, in [`crate::ops`]; a backend overrides them only with a
+//! native path that gives the same answers, which the conformance suite
+//! checks.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use async_trait::async_trait;
+
+use crate::clock::Timestamp;
+use crate::error::{Error, Result};
+use crate::record::Record;
+
+/// A condition checked atomically with a write or delete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precondition {
+    /// No condition.
+    Any,
+    /// No record (expired or not) is stored under the key.
+    Absent,
+    /// A record with exactly this version is stored under the key.
+    Version(u64),
+}
+
+impl Precondition {
+    /// Checks the condition against the stored record's version.
+    pub fn holds(&self, current: Option<u64>) -> bool {
+        match (self, current) {
+            (Precondition::Any, _) => true,
+            (Precondition::Absent, None) => true,
+            (Precondition::Version(v), Some(c)) => *v == c,
+            _ => false,
+        }
+    }
+}
+
+/// Result of [`Backend::write`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// The record was stored.
+    Written,
+    /// The precondition did not hold; nothing was written.
+    PreconditionFailed,
+}
+
+/// Result of [`Backend::delete`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeleteOutcome {
+    /// A record was removed; `expires_at` is what it had, so the store can
+    /// tell a live key from an expired leftover.
+    Deleted {
+        /// The removed record's expiry.
+        expires_at: Option<Timestamp>,
+    },
+    /// No record was stored under the key.
+    NotFound,
+    /// The precondition did not hold; nothing was removed.
+    PreconditionFailed,
+}
+
+/// One operation of a batch given to [`Backend::apply`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum BatchOp {
+    /// Store a record if the precondition holds.
+    Put {
+        /// The record (its namespace and key say where).
+        record: Record,
+        /// Checked before anything in the batch is applied.
+        precondition: Precondition,
+    },
+    /// Remove a record if the precondition holds.
+    Delete {
+        /// Namespace of the key.
+        namespace: String,
+        /// The key.
+        key: String,
+        /// Checked before anything in the batch is applied.
+        precondition: Precondition,
+    },
+}
+
+impl BatchOp {
+    /// The namespace and key the operation touches.
+    pub fn target(&self) -> (&str, &str) {
+        match self {
+            BatchOp::Put { record, .. } => (&record.namespace, &record.key),
+            BatchOp::Delete { namespace, key, .. } => (namespace, key),
+        }
+    }
+
+    /// The operation's precondition.
+    pub fn precondition(&self) -> Precondition {
+        match self {
+            BatchOp::Put { precondition, .. } | BatchOp::Delete { precondition, .. } => {
+                *precondition
+            }
+        }
+    }
+}
+
+/// Result of [`Backend::apply`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchOutcome {
+    /// Every operation was applied.
+    Applied,
+    /// The precondition of the operation at `index` did not hold; nothing
+    /// was applied.
+    PreconditionFailed {
+        /// Index of the first failing operation.
+        index: usize,
+    },
+}
+
+/// A range of keys: `start` inclusive, `end` exclusive, by key bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct KeyRange {
+    /// First key of the range (inclusive); `None` = from the first key.
+    pub start: Option<String>,
+    /// End of the range (exclusive); `None` = to the last key.
+    pub end: Option<String>,
+}
+
+impl KeyRange {
+    /// Every key.
+    pub fn all() -> Self {
+        KeyRange::default()
+    }
+
+    /// Every key starting with `prefix`.
+    pub fn prefix(prefix: &str) -> Self {
+        if prefix.is_empty() {
+            return KeyRange::all();
+        }
+        KeyRange {
+            start: Some(prefix.to_owned()),
+            end: prefix_successor(prefix),
+        }
+    }
+
+    /// Whether `key` is in the range.
+    pub fn contains(&self, key: &str) -> bool {
+        self.start.as_deref().is_none_or(|s| key >= s)
+            && self.end.as_deref().is_none_or(|e| key < e)
+    }
+
+    /// The first key to return after the cursor `after` (exclusive): the
+    /// later of the range start and the cursor.
+    pub fn lower_bound<'a>(&'a self, after: Option<&'a str>) -> std::ops::Bound<&'a str> {
+        use std::ops::Bound;
+        match (self.start.as_deref(), after) {
+            (_, Some(a)) if self.start.as_deref().is_none_or(|s| a >= s) => Bound::Excluded(a),
+            (Some(s), _) => Bound::Included(s),
+            (None, None) => Bound::Unbounded,
+            (None, Some(a)) => Bound::Excluded(a),
+        }
+    }
+}
+
+/// The smallest string greater than every string starting with `prefix`,
+/// or `None` when there is none. Works on characters, so the result is valid
+/// UTF-8 and orders correctly by bytes (UTF-8 preserves code-point order).
+pub fn prefix_successor(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let mut next = u32::from(last) + 1;
+        if (0xD800..=0xDFFF).contains(&next) {
+            next = 0xE000;
+        }
+        if let Some(c) = char::from_u32(next) {
+            chars.push(c);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
+/// A key's summary, as returned by [`Backend::scan_keys`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyInfo {
+    /// The key.
+    pub key: String,
+    /// Its expiry.
+    pub expires_at: Option<Timestamp>,
+    /// Its version.
+    pub version: u64,
+}
+
+/// What a backend can do; the store and the conformance suite adapt to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct Capabilities {
+    /// `apply` is all-or-nothing. When false, `apply` (and so
+    /// `KVStore::batch`) returns [`Error::Unsupported`].
+    pub atomic_batch: bool,
+    /// The medium expires records by itself (the store still checks).
+    pub native_ttl: bool,
+    /// `increment` has a native atomic path.
+    pub native_increment: bool,
+    /// `delete_range` has a native path.
+    pub native_range_delete: bool,
+    /// Data survives the process.
+    pub persistent: bool,
+    /// Several processes may share the data at once.
+    pub multi_process: bool,
+    /// How `write` preconditions are made atomic.
+    pub cas: CasMechanism,
+}
+
+impl Capabilities {
+    /// Everything off; set fields on the result.
+    pub fn none() -> Self {
+        Capabilities::default()
+    }
+}
+
+/// How a backend makes conditional writes atomic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum CasMechanism {
+    /// A lock in this process (memory, engine).
+    #[default]
+    Lock,
+    /// A transaction or `WHERE version = ?` in a database.
+    Transaction,
+    /// Conditional PUT (`If-Match` / `If-None-Match`) on an object store.
+    ConditionalPut,
+    /// Not atomic: conditional writes are refused.
+    Unsupported,
+}
+
+impl fmt::Display for CasMechanism {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CasMechanism::Lock => "lock",
+            CasMechanism::Transaction => "transaction",
+            CasMechanism::ConditionalPut => "conditional put",
+            CasMechanism::Unsupported => "unsupported",
+        })
+    }
+}
+
+/// Backend-specific statistics: named numbers and strings.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct BackendStats {
+    /// The backend's name.
+    pub backend: String,
+    /// Named figures (key count, bytes, hit ratio, ...).
+    pub fields: BTreeMap<String, serde_json::Value>,
+    /// Stats of the backend beneath, for layers.
+    pub inner: Option<Box<BackendStats>>,
+}
+
+/// Record-level storage. See the [module docs](self) for the contract.
+#[async_trait]
+pub trait Backend: Send + Sync + fmt::Debug {
+    /// A short name for errors and stats (`memory`, `engine`, `sqlite`, ...).
+    fn name(&self) -> &str;
+
+    /// What the backend can do.
+    fn capabilities(&self) -> Capabilities;
+
+    /// The record stored under `key`, expired or not.
+    async fn read(&self, namespace: &str, key: &str) -> Result<Option<Record>>;
+
+    /// The records stored under `keys`, in the same order.
+    async fn read_many(&self, namespace: &str, keys: &[String]) -> Result<Vec<Option<Record>>> {
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            out.push(self.read(namespace, key).await?);
+        }
+        Ok(out)
+    }
+
+    /// Stores `record` if `precondition` holds, atomically.
+    async fn write(&self, record: Record, precondition: Precondition) -> Result<WriteOutcome>;
+
+    /// Removes the record under `key` if `precondition` holds, atomically.
+    async fn delete(
+        &self,
+        namespace: &str,
+        key: &str,
+        precondition: Precondition,
+    ) -> Result<DeleteOutcome>;
+
+    /// Up to `limit` records in `range`, ordered by key bytes, with keys
+    /// strictly greater than `after` when given. Expired records are
+    /// included; the store filters them.
+    async fn scan(
+        &self,
+        namespace: &str,
+        range: &KeyRange,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Record>>;
+
+    /// Like [`scan`](Self::scan) but only keys, expiry and version.
+    async fn scan_keys(
+        &self,
+        namespace: &str,
+        range: &KeyRange,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<KeyInfo>> {
+        Ok(self
+            .scan(namespace, range, after, limit)
+            .await?
+            .into_iter()
+            .map(|r| KeyInfo {
+                expires_at: r.meta.expires_at,
+                version: r.meta.version,
+                key: r.key,
+            })
+            .collect())
+    }
+
+    /// Applies a batch all-or-nothing: every precondition is checked first,
+    /// and then every operation is applied, or none is.
+    async fn apply(&self, ops: Vec<BatchOp>) -> Result<BatchOutcome> {
+        let _ = ops;
+        Err(Error::Unsupported {
+            operation: "atomic batch".into(),
+            backend: self.name().to_owned(),
+            reason: "the backend cannot apply several writes atomically; write keys one by one"
+                .into(),
+        })
+    }
+
+    /// Number of live (not expired at `now`) records in `range`.
+    async fn count(&self, namespace: &str, range: &KeyRange, now: Timestamp) -> Result<u64> {
+        crate::ops::count(self, namespace, range, now).await
+    }
+
+    /// Removes records expired at `now`, in one namespace or all; returns how
+    /// many were removed.
+    async fn remove_expired(&self, namespace: Option<&str>, now: Timestamp) -> Result<u64> {
+        crate::ops::remove_expired(self, namespace, now).await
+    }
+
+    /// Removes every record in `range`; returns how many of them were live
+    /// at `now`.
+    async fn delete_range(&self, namespace: &str, range: &KeyRange, now: Timestamp) -> Result<u64> {
+        crate::ops::delete_range(self, namespace, range, now).await
+    }
+
+    /// Atomically adds `delta` to the integer under `key` (a missing or
+    /// expired key counts as 0) and returns the new value. Keeps TTL, user
+    /// metadata and `created_at`; bumps the version.
+    async fn increment(
+        &self,
+        namespace: &str,
+        key: &str,
+        delta: i64,
+        now: Timestamp,
+    ) -> Result<i64> {
+        crate::ops::increment(self, namespace, key, delta, now).await
+    }
+
+    /// Namespaces that hold at least one record (expired or not), sorted.
+    async fn namespaces(&self) -> Result<Vec<String>>;
+
+    /// Makes every acknowledged write durable (does not delete anything).
+    async fn flush(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// Releases resources; later calls fail with [`Error::Closed`].
+    async fn close(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// Backend-specific statistics.
+    async fn stats(&self) -> Result<BackendStats> {
+        Ok(BackendStats {
+            backend: self.name().to_owned(),
+            ..BackendStats::default()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ops::Bound;
+
+    #[test]
+    fn prefix_successor_orders_correctly() {
+        assert_eq!(prefix_successor("users.").as_deref(), Some("users/"));
+        assert_eq!(prefix_successor("a\u{10FFFF}").as_deref(), Some("b"));
+        assert_eq!(prefix_successor("\u{10FFFF}"), None);
+        assert_eq!(prefix_successor("a\u{D7FF}").as_deref(), Some("a\u{E000}"));
+        let r = KeyRange::prefix("ab");
+        assert!(r.contains("ab"));
+        assert!(r.contains("ab.x"));
+        assert!(r.contains("ab\u{10FFFF}"));
+        assert!(!r.contains("ac"));
+        assert!(!r.contains("aa"));
+        let r = KeyRange::prefix("é");
+        assert!(r.contains("é.x"));
+        assert!(!r.contains("ê"));
+    }
+
+    #[test]
+    fn lower_bound_takes_later_of_start_and_cursor() {
+        let r = KeyRange::prefix("b");
+        assert_eq!(r.lower_bound(None), Bound::Included("b"));
+        assert_eq!(r.lower_bound(Some("a")), Bound::Included("b"));
+        assert_eq!(r.lower_bound(Some("b.x")), Bound::Excluded("b.x"));
+        assert_eq!(KeyRange::all().lower_bound(Some("q")), Bound::Excluded("q"));
+    }
+
+    #[test]
+    fn precondition_holds() {
+        assert!(Precondition::Any.holds(None));
+        assert!(Precondition::Absent.holds(None));
+        assert!(!Precondition::Absent.holds(Some(1)));
+        assert!(Precondition::Version(2).holds(Some(2)));
+        assert!(!Precondition::Version(2).holds(None));
+    }
+}

@@ -1,0 +1,236 @@
+//! Generic implementations of the [`Backend`] fast paths on top of the
+//! primitives, and the optimistic-retry policy.
+//!
+//! These are the one implementation of the semantics; a backend's native
+//! path must give the same answers (the conformance suite compares them).
+
+use std::hash::{BuildHasher, Hasher};
+use std::time::Duration;
+
+use crate::backend::{Backend, DeleteOutcome, KeyRange, Precondition, WriteOutcome};
+use crate::clock::Timestamp;
+use crate::error::{Error, Result};
+use crate::record::Record;
+use crate::value::{Value, ValueType};
+
+/// Page size used when walking a key range.
+pub const SCAN_PAGE: usize = 1000;
+
+/// Most attempts of an optimistic read-modify-write before
+/// [`Error::Conflict`].
+pub const MAX_ATTEMPTS: u32 = 2000;
+
+/// A cooperative yield point: yields to the runtime only when the task has
+/// used up its budget (as Tokio's own resources do). Called once per store
+/// operation and once per page of a walk, so a loop over an in-memory
+/// backend, whose futures are always ready, never starves other tasks and
+/// can still be cancelled by a timeout.
+pub async fn page_break() {
+    tokio::task::coop::consume_budget().await;
+}
+
+/// Backoff between optimistic attempts: a few immediate yields, then
+/// jittered sleeps growing to 5 ms. Needs a Tokio runtime with the timer
+/// enabled once the yields are used up.
+#[derive(Debug, Default)]
+pub struct Retry {
+    attempt: u32,
+}
+
+impl Retry {
+    /// A fresh policy.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Attempts made so far.
+    pub fn attempts(&self) -> u32 {
+        self.attempt
+    }
+
+    /// Waits before the next attempt, or fails with [`Error::Conflict`].
+    pub async fn backoff(&mut self, operation: &str, key: &str) -> Result<()> {
+        self.attempt += 1;
+        if self.attempt >= MAX_ATTEMPTS {
+            return Err(Error::Conflict {
+                key: key.to_owned(),
+                operation: operation.to_owned(),
+                attempts: self.attempt,
+            });
+        }
+        if self.attempt <= 3 {
+            tokio::task::yield_now().await;
+            return Ok(());
+        }
+        let base_us = 20u64 << (self.attempt - 3).min(8);
+        let cap_us = base_us.min(5_000);
+        let jitter = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish()
+            % cap_us.max(1);
+        tokio::time::sleep(Duration::from_micros(cap_us / 2 + jitter / 2)).await;
+        Ok(())
+    }
+}
+
+/// Number of live records in `range` (default of [`Backend::count`]).
+pub async fn count<B: Backend + ?Sized>(
+    backend: &B,
+    namespace: &str,
+    range: &KeyRange,
+    now: Timestamp,
+) -> Result<u64> {
+    let mut total = 0;
+    let mut after: Option<String> = None;
+    loop {
+        let page = backend
+            .scan_keys(namespace, range, after.as_deref(), SCAN_PAGE)
+            .await?;
+        total += page
+            .iter()
+            .filter(|k| !matches!(k.expires_at, Some(t) if now >= t))
+            .count() as u64;
+        if page.len() < SCAN_PAGE {
+            return Ok(total);
+        }
+        after = page.last().map(|k| k.key.clone());
+        page_break().await;
+    }
+}
+
+/// Removes expired records (default of [`Backend::remove_expired`]). A
+/// record rewritten since it was seen is left alone.
+pub async fn remove_expired<B: Backend + ?Sized>(
+    backend: &B,
+    namespace: Option<&str>,
+    now: Timestamp,
+) -> Result<u64> {
+    let namespaces = match namespace {
+        Some(ns) => vec![ns.to_owned()],
+        None => backend.namespaces().await?,
+    };
+    let mut removed = 0;
+    for ns in namespaces {
+        let mut after: Option<String> = None;
+        loop {
+            let page = backend
+                .scan_keys(&ns, &KeyRange::all(), after.as_deref(), SCAN_PAGE)
+                .await?;
+            for info in &page {
+                if matches!(info.expires_at, Some(t) if now >= t) {
+                    let outcome = backend
+                        .delete(&ns, &info.key, Precondition::Version(info.version))
+                        .await?;
+                    if matches!(outcome, DeleteOutcome::Deleted { .. }) {
+                        removed += 1;
+                    }
+                }
+            }
+            if page.len() < SCAN_PAGE {
+                break;
+            }
+            after = page.last().map(|k| k.key.clone());
+            page_break().await;
+        }
+    }
+    Ok(removed)
+}
+
+/// Removes every record in `range`; counts the live ones (default of
+/// [`Backend::delete_range`]).
+pub async fn delete_range<B: Backend + ?Sized>(
+    backend: &B,
+    namespace: &str,
+    range: &KeyRange,
+    now: Timestamp,
+) -> Result<u64> {
+    let mut live = 0;
+    let mut after: Option<String> = None;
+    loop {
+        let page = backend
+            .scan_keys(namespace, range, after.as_deref(), SCAN_PAGE)
+            .await?;
+        for info in &page {
+            if let DeleteOutcome::Deleted { expires_at } = backend
+                .delete(namespace, &info.key, Precondition::Any)
+                .await?
+            {
+                if !matches!(expires_at, Some(t) if now >= t) {
+                    live += 1;
+                }
+            }
+        }
+        if page.len() < SCAN_PAGE {
+            return Ok(live);
+        }
+        after = page.last().map(|k| k.key.clone());
+        page_break().await;
+    }
+}
+
+/// The record `increment` writes, given the live record (if any).
+///
+/// Shared by the generic path and native paths that hold the record in
+/// memory (the engine), so the rules exist once.
+pub fn incremented(
+    namespace: &str,
+    key: &str,
+    live: Option<&Record>,
+    delta: i64,
+    now: Timestamp,
+) -> Result<(Record, i64)> {
+    match live {
+        None => {
+            let rec = Record::new(namespace, key, &Value::Int(delta), ValueType::Number, now);
+            Ok((rec, delta))
+        }
+        Some(current) => {
+            let value = current.decode_value()?;
+            let Value::Int(n) = value else {
+                return Err(Error::TypeMismatch {
+                    key: key.to_owned(),
+                    operation: "increment".into(),
+                    expected: "an integer".into(),
+                    found: value.kind().into(),
+                });
+            };
+            let new = n.checked_add(delta).ok_or_else(|| Error::Overflow {
+                key: key.to_owned(),
+                operation: "increment".into(),
+                current: n,
+                delta,
+            })?;
+            let mut rec = current.clone();
+            rec.set_value(&Value::Int(new));
+            rec.meta.version += 1;
+            rec.meta.updated_at = now;
+            if !rec.meta.value_type.accepts(&Value::Int(new)) {
+                rec.meta.value_type = ValueType::Number;
+            }
+            Ok((rec, new))
+        }
+    }
+}
+
+/// Optimistic increment (default of [`Backend::increment`]).
+pub async fn increment<B: Backend + ?Sized>(
+    backend: &B,
+    namespace: &str,
+    key: &str,
+    delta: i64,
+    now: Timestamp,
+) -> Result<i64> {
+    let mut retry = Retry::new();
+    loop {
+        let physical = backend.read(namespace, key).await?;
+        let precondition = physical
+            .as_ref()
+            .map_or(Precondition::Absent, |r| Precondition::Version(r.version()));
+        let live = physical.as_ref().filter(|r| !r.is_expired(now));
+        let (record, new) = incremented(namespace, key, live, delta, now)?;
+        match backend.write(record, precondition).await? {
+            WriteOutcome::Written => return Ok(new),
+            WriteOutcome::PreconditionFailed => retry.backoff("increment", key).await?,
+        }
+    }
+}

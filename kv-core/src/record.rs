@@ -1,0 +1,242 @@
+//! [`Record`]: what a backend stores, and its binary codec.
+//!
+//! A record is one key in one namespace: the encoded value bytes, the system
+//! metadata and the user metadata. Backends that store opaque blobs (the
+//! engine, object stores) use [`Record::encode_body`]: a format-version byte
+//! followed by a MessagePack (rmp-serde) array of `[value, system, user]`.
+//! The namespace and key are not in the body; they are where the body is
+//! stored. Table backends may store the fields in columns instead.
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Timestamp;
+use crate::error::{Error, Result};
+use crate::metadata::{Metadata, SystemMetadata, UserMetadata};
+use crate::value::{Value, ValueType};
+
+/// The current record body format.
+pub const RECORD_FORMAT_VERSION: u8 = 1;
+
+/// One stored key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    /// The namespace the key lives in.
+    pub namespace: String,
+    /// The normalised key.
+    pub key: String,
+    /// The encoded value ([`Value::encode`]).
+    pub value: Vec<u8>,
+    /// Fields kept by the store.
+    pub meta: SystemMetadata,
+    /// Fields kept for the caller.
+    pub user: UserMetadata,
+}
+
+#[derive(Serialize)]
+struct BodyRef<'a> {
+    #[serde(with = "serde_bytes")]
+    value: &'a [u8],
+    meta: &'a SystemMetadata,
+    user: &'a UserMetadata,
+}
+
+#[derive(Deserialize)]
+struct Body {
+    #[serde(with = "serde_bytes")]
+    value: Vec<u8>,
+    meta: SystemMetadata,
+    user: UserMetadata,
+}
+
+impl Record {
+    /// Builds a fresh record (version 1) for `value` written at `now`.
+    pub fn new(
+        namespace: impl Into<String>,
+        key: impl Into<String>,
+        value: &Value,
+        value_type: ValueType,
+        now: Timestamp,
+    ) -> Record {
+        let encoded = value.encode();
+        Record {
+            namespace: namespace.into(),
+            key: key.into(),
+            meta: SystemMetadata {
+                created_at: now,
+                updated_at: now,
+                expires_at: None,
+                version: 1,
+                size: value.payload_len() as u64,
+                checksum: crc32fast::hash(&encoded),
+                content_type: None,
+                value_type,
+                accessed_at: None,
+            },
+            value: encoded,
+            user: UserMetadata::new(),
+        }
+    }
+
+    /// Replaces the value, keeping size and checksum consistent.
+    pub fn set_value(&mut self, value: &Value) {
+        self.value = value.encode();
+        self.meta.size = value.payload_len() as u64;
+        self.meta.checksum = crc32fast::hash(&self.value);
+    }
+
+    /// When the record expires.
+    pub fn expires_at(&self) -> Option<Timestamp> {
+        self.meta.expires_at
+    }
+
+    /// Whether the record is expired at `now` (`now >= expires_at`).
+    pub fn is_expired(&self, now: Timestamp) -> bool {
+        matches!(self.meta.expires_at, Some(t) if now >= t)
+    }
+
+    /// The record's version.
+    pub fn version(&self) -> u64 {
+        self.meta.version
+    }
+
+    /// Checks the value bytes against the stored checksum.
+    pub fn verify(&self) -> Result<()> {
+        let actual = crc32fast::hash(&self.value);
+        if actual != self.meta.checksum {
+            return Err(Error::Corruption {
+                location: format!("{}/{}", self.namespace, self.key),
+                reason: format!(
+                    "value checksum mismatch: stored {:08x}, computed {actual:08x}",
+                    self.meta.checksum
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Verifies the checksum and decodes the value.
+    pub fn decode_value(&self) -> Result<Value> {
+        self.verify()?;
+        Value::decode(&self.value).map_err(|e| Error::Corruption {
+            location: format!("{}/{}", self.namespace, self.key),
+            reason: e.to_string(),
+        })
+    }
+
+    /// The metadata as returned to callers.
+    pub fn metadata(&self) -> Metadata {
+        Metadata {
+            system: self.meta.clone(),
+            user: self.user.clone(),
+        }
+    }
+
+    /// Encodes value and metadata (not namespace and key) as one body.
+    pub fn encode_body(&self) -> Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(self.value.len() + 64);
+        out.push(RECORD_FORMAT_VERSION);
+        rmp_serde::encode::write(
+            &mut out,
+            &BodyRef {
+                value: &self.value,
+                meta: &self.meta,
+                user: &self.user,
+            },
+        )
+        .map_err(|e| Error::codec(format!("cannot encode record: {e}")))?;
+        Ok(out)
+    }
+
+    /// Decodes a body written by [`encode_body`](Self::encode_body).
+    pub fn decode_body(
+        namespace: impl Into<String>,
+        key: impl Into<String>,
+        body: &[u8],
+    ) -> Result<Record> {
+        let namespace = namespace.into();
+        let key = key.into();
+        let corrupt = |reason: String| Error::Corruption {
+            location: format!("{namespace}/{key}"),
+            reason,
+        };
+        let (&version, rest) = body
+            .split_first()
+            .ok_or_else(|| corrupt("empty record body".into()))?;
+        if version != RECORD_FORMAT_VERSION {
+            return Err(corrupt(format!(
+                "unknown record format version {version} (this build reads {RECORD_FORMAT_VERSION})"
+            )));
+        }
+        let body: Body = rmp_serde::from_slice(rest)
+            .map_err(|e| corrupt(format!("record body does not decode: {e}")))?;
+        Ok(Record {
+            namespace,
+            key,
+            value: body.value,
+            meta: body.meta,
+            user: body.user,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn sample() -> Record {
+        let mut r = Record::new(
+            "ns",
+            "a.b",
+            &Value::String("hello".into()),
+            ValueType::String,
+            Timestamp::from_millis(1000),
+        );
+        r.meta.expires_at = Some(Timestamp::from_millis(5000));
+        r.meta.content_type = Some("text/plain".into());
+        r.user = json!({"tags": ["x"], "n": 1.5})
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        r
+    }
+
+    #[test]
+    fn body_round_trips() {
+        let r = sample();
+        let body = r.encode_body().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(body[0], RECORD_FORMAT_VERSION);
+        let back = Record::decode_body("ns", "a.b", &body).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back, r);
+    }
+
+    #[test]
+    fn unknown_version_and_garbage_are_corruption() {
+        let mut body = sample().encode_body().unwrap_or_else(|e| panic!("{e}"));
+        body[0] = 9;
+        assert!(matches!(
+            Record::decode_body("ns", "k", &body),
+            Err(Error::Corruption { .. })
+        ));
+        assert!(Record::decode_body("ns", "k", &[RECORD_FORMAT_VERSION, 0xc1]).is_err());
+        assert!(Record::decode_body("ns", "k", &[]).is_err());
+    }
+
+    #[test]
+    fn checksum_mismatch_is_corruption() {
+        let mut r = sample();
+        assert!(r.decode_value().is_ok());
+        r.value[1] ^= 0x20;
+        match r.decode_value() {
+            Err(Error::Corruption { location, .. }) => assert_eq!(location, "ns/a.b"),
+            other => panic!("expected corruption, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn expiry_is_inclusive() {
+        let r = sample();
+        assert!(!r.is_expired(Timestamp::from_millis(4999)));
+        assert!(r.is_expired(Timestamp::from_millis(5000)));
+    }
+}
