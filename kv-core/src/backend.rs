@@ -18,6 +18,7 @@
 //!
 //! The optional fast paths ([`increment`](Backend::increment),
 //! [`delete_range`](Backend::delete_range), [`count`](Backend::count),
+//! [`read_value`](Backend::read_value),
 //! [`remove_expired`](Backend::remove_expired), [`scan_keys`](Backend::scan_keys),
 //! [`read_many`](Backend::read_many)) have default implementations on top of
 //! the primitives, in [`crate::ops`]; a backend overrides them only with a
@@ -31,7 +32,7 @@ use async_trait::async_trait;
 
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
-use crate::record::Record;
+use crate::record::{Record, StoredValue};
 
 /// A condition checked atomically with a write or delete.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -283,6 +284,16 @@ pub trait Backend: Send + Sync + fmt::Debug {
 
     /// The record stored under `key`, expired or not.
     async fn read(&self, namespace: &str, key: &str) -> Result<Option<Record>>;
+
+    /// The value, checksum and expiry of the record under `key`: all a plain
+    /// `get` needs, so backends can skip the metadata.
+    async fn read_value(&self, namespace: &str, key: &str) -> Result<Option<StoredValue>> {
+        Ok(self.read(namespace, key).await?.map(|r| StoredValue {
+            value: r.value,
+            checksum: r.meta.checksum,
+            expires_at: r.meta.expires_at,
+        }))
+    }
 
     /// The records stored under `keys`, in the same order.
     async fn read_many(&self, namespace: &str, keys: &[String]) -> Result<Vec<Option<Record>>> {

@@ -75,6 +75,33 @@ impl KeyRules {
     }
 }
 
+/// Byte classes for the ASCII fast path of [`check_path`].
+const OK: u8 = 0;
+const DOT: u8 = 1;
+const SPACE: u8 = 2;
+const CONTROL: u8 = 3;
+const NON_ASCII: u8 = 4;
+
+const fn byte_classes() -> [u8; 256] {
+    let mut t = [OK; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = match b as u8 {
+            b'.' => DOT,
+            // ASCII whitespace that is also a control character is
+            // reported as whitespace: the more useful of the two names.
+            b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c => SPACE,
+            0x00..=0x1f | 0x7f => CONTROL,
+            0x80..=0xff => NON_ASCII,
+            _ => OK,
+        };
+        b += 1;
+    }
+    t
+}
+
+static CLASSES: [u8; 256] = byte_classes();
+
 /// Checks the path rules; `single_segment` forbids dots (namespaces).
 fn check_path(s: &str, max: usize, single_segment: bool) -> std::result::Result<(), KeyRule> {
     if s.is_empty() {
@@ -87,37 +114,32 @@ fn check_path(s: &str, max: usize, single_segment: bool) -> std::result::Result<
     let mut segment_start = true;
     let mut i = 0;
     while i < bytes.len() {
-        let b = bytes[i];
-        if b < 0x80 {
-            match b {
-                b'.' => {
-                    if single_segment {
-                        return Err(KeyRule::DotInNamespace { position: i });
-                    }
-                    if segment_start {
-                        return Err(KeyRule::EmptySegment { position: i });
-                    }
-                    segment_start = true;
+        match CLASSES[usize::from(bytes[i])] {
+            OK => segment_start = false,
+            DOT => {
+                if single_segment {
+                    return Err(KeyRule::DotInNamespace { position: i });
                 }
-                // ASCII whitespace that is also a control character is
-                // reported as whitespace: the more useful of the two names.
-                b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c => {
-                    return Err(KeyRule::Whitespace { position: i })
+                if segment_start {
+                    return Err(KeyRule::EmptySegment { position: i });
                 }
-                0x00..=0x1f | 0x7f => return Err(KeyRule::ControlCharacter { position: i }),
-                _ => segment_start = false,
+                segment_start = true;
             }
-            i += 1;
-        } else {
-            // Slow path for non-ASCII: decode one char. `s` is valid UTF-8,
-            // so the slice from a char boundary always yields a char.
-            let c = s[i..].chars().next().unwrap_or('\u{FFFD}');
-            if c.is_whitespace() {
-                return Err(KeyRule::Whitespace { position: i });
+            SPACE => return Err(KeyRule::Whitespace { position: i }),
+            CONTROL => return Err(KeyRule::ControlCharacter { position: i }),
+            _ => {
+                // Non-ASCII: decode one char. `s` is valid UTF-8 and `i` a
+                // char boundary, so the slice always yields a char.
+                let c = s[i..].chars().next().unwrap_or('\u{FFFD}');
+                if c.is_whitespace() {
+                    return Err(KeyRule::Whitespace { position: i });
+                }
+                segment_start = false;
+                i += c.len_utf8();
+                continue;
             }
-            segment_start = false;
-            i += c.len_utf8();
         }
+        i += 1;
     }
     if segment_start {
         return Err(KeyRule::EmptySegment {

@@ -1,14 +1,16 @@
 //! The in-memory backend: the reference implementation of [`Backend`].
 //!
-//! An ordered map per namespace behind one `RwLock`. A std lock, not
-//! Tokio's: no guard is ever held across an `.await`, and every critical
-//! section is a few map operations, so blocking briefly is cheaper than an
-//! async lock.
+//! Each namespace is a hash map of records (point reads and writes in one
+//! hash lookup) plus an ordered set of its keys (scans in key order without
+//! sorting). Both share the key allocation. Everything sits behind one
+//! `RwLock` — a std lock, not Tokio's: no guard is ever held across an
+//! `.await`, and every critical section is a few map operations, so blocking
+//! briefly is cheaper than an async lock.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
 
@@ -18,14 +20,79 @@ use crate::backend::{
 };
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
-use crate::record::Record;
+use crate::record::{Record, StoredValue};
 
-type Namespaces = BTreeMap<String, BTreeMap<String, Record>>;
+/// One namespace: records by key, and the keys in order.
+#[derive(Debug, Default)]
+struct Space {
+    records: HashMap<Arc<str>, Record>,
+    order: BTreeSet<Arc<str>>,
+}
+
+impl Space {
+    fn get(&self, key: &str) -> Option<&Record> {
+        self.records.get(key)
+    }
+
+    fn version(&self, key: &str) -> Option<u64> {
+        self.get(key).map(Record::version)
+    }
+
+    fn insert(&mut self, record: Record) {
+        if let Some(slot) = self.records.get_mut(record.key.as_str()) {
+            *slot = record;
+            return;
+        }
+        let key: Arc<str> = Arc::from(record.key.as_str());
+        self.order.insert(Arc::clone(&key));
+        self.records.insert(key, record);
+    }
+
+    fn remove(&mut self, key: &str) -> Option<Record> {
+        let record = self.records.remove(key)?;
+        self.order.remove(key);
+        Some(record)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// Records in `range` after the cursor, in key order.
+    fn range<'a>(
+        &'a self,
+        range: &'a KeyRange,
+        after: Option<&'a str>,
+    ) -> impl Iterator<Item = &'a Record> + 'a {
+        let lower = range.lower_bound(after);
+        let upper = match range.end.as_deref() {
+            Some(e) => Bound::Excluded(e),
+            None => Bound::Unbounded,
+        };
+        // An empty range (lower >= upper) would make `BTreeSet::range` panic.
+        let empty = match (lower, upper) {
+            (Bound::Included(l), Bound::Excluded(u)) | (Bound::Excluded(l), Bound::Excluded(u)) => {
+                l >= u
+            }
+            _ => false,
+        };
+        let keys = if empty {
+            None
+        } else {
+            Some(self.order.range::<str, _>((lower, upper)))
+        };
+        keys.into_iter()
+            .flatten()
+            .filter_map(|k| self.records.get(k))
+    }
+}
+
+type Spaces = BTreeMap<String, Space>;
 
 /// Records in memory; lost when the process ends.
 #[derive(Debug, Default)]
 pub struct MemoryBackend {
-    data: RwLock<Namespaces>,
+    data: RwLock<Spaces>,
     closed: AtomicBool,
 }
 
@@ -44,46 +111,24 @@ impl MemoryBackend {
         Ok(())
     }
 
-    // A panic inside a critical section cannot leave a map half-updated
-    // (each section is one map operation or checks before mutating), so a
-    // poisoned lock is safe to keep using.
-    fn read_lock(&self) -> Result<RwLockReadGuard<'_, Namespaces>> {
+    // A panic inside a critical section cannot leave a namespace
+    // half-updated (each section checks before mutating, and each mutation
+    // is one map operation), so a poisoned lock is safe to keep using.
+    fn read_lock(&self) -> Result<RwLockReadGuard<'_, Spaces>> {
         self.check_open()?;
         Ok(self.data.read().unwrap_or_else(|e| e.into_inner()))
     }
 
-    fn write_lock(&self) -> Result<RwLockWriteGuard<'_, Namespaces>> {
+    fn write_lock(&self) -> Result<RwLockWriteGuard<'_, Spaces>> {
         self.check_open()?;
         Ok(self.data.write().unwrap_or_else(|e| e.into_inner()))
     }
 }
 
-fn range_iter<'a>(
-    map: &'a BTreeMap<String, Record>,
-    range: &'a KeyRange,
-    after: Option<&'a str>,
-) -> impl Iterator<Item = &'a Record> + 'a {
-    let lower = range.lower_bound(after);
-    let upper = match range.end.as_deref() {
-        Some(e) => Bound::Excluded(e),
-        None => Bound::Unbounded,
-    };
-    // An empty range (lower >= upper) would make `BTreeMap::range` panic.
-    let empty = match (lower, upper) {
-        (Bound::Included(l), Bound::Excluded(u)) | (Bound::Excluded(l), Bound::Excluded(u)) => {
-            l >= u
-        }
-        _ => false,
-    };
-    let iter = if empty {
-        None
-    } else {
-        Some(
-            map.range::<str, _>((lower, upper))
-                .map(|(_, record)| record),
-        )
-    };
-    iter.into_iter().flatten()
+fn remove_if_empty(data: &mut Spaces, namespace: &str) {
+    if data.get(namespace).is_some_and(Space::is_empty) {
+        data.remove(namespace);
+    }
 }
 
 #[async_trait]
@@ -102,29 +147,43 @@ impl Backend for MemoryBackend {
 
     async fn read(&self, namespace: &str, key: &str) -> Result<Option<Record>> {
         let data = self.read_lock()?;
-        Ok(data.get(namespace).and_then(|m| m.get(key)).cloned())
+        Ok(data.get(namespace).and_then(|s| s.get(key)).cloned())
+    }
+
+    async fn read_value(&self, namespace: &str, key: &str) -> Result<Option<StoredValue>> {
+        let data = self.read_lock()?;
+        Ok(data
+            .get(namespace)
+            .and_then(|s| s.get(key))
+            .map(Record::stored_value))
     }
 
     async fn read_many(&self, namespace: &str, keys: &[String]) -> Result<Vec<Option<Record>>> {
         let data = self.read_lock()?;
-        let ns = data.get(namespace);
+        let space = data.get(namespace);
         Ok(keys
             .iter()
-            .map(|k| ns.and_then(|m| m.get(k)).cloned())
+            .map(|k| space.and_then(|s| s.get(k)).cloned())
             .collect())
     }
 
     async fn write(&self, record: Record, precondition: Precondition) -> Result<WriteOutcome> {
         let mut data = self.write_lock()?;
-        let ns = data.entry(record.namespace.clone()).or_default();
-        let current = ns.get(&record.key).map(Record::version);
+        let current = data
+            .get(&record.namespace)
+            .and_then(|s| s.version(&record.key));
         if !precondition.holds(current) {
-            if ns.is_empty() {
-                data.remove(&record.namespace);
-            }
             return Ok(WriteOutcome::PreconditionFailed);
         }
-        ns.insert(record.key.clone(), record);
+        match data.get_mut(&record.namespace) {
+            Some(space) => space.insert(record),
+            None => {
+                let mut space = Space::default();
+                let namespace = record.namespace.clone();
+                space.insert(record);
+                data.insert(namespace, space);
+            }
+        }
         Ok(WriteOutcome::Written)
     }
 
@@ -135,26 +194,19 @@ impl Backend for MemoryBackend {
         precondition: Precondition,
     ) -> Result<DeleteOutcome> {
         let mut data = self.write_lock()?;
-        let Some(ns) = data.get_mut(namespace) else {
-            return Ok(match precondition {
-                Precondition::Version(_) => DeleteOutcome::PreconditionFailed,
-                _ => DeleteOutcome::NotFound,
-            });
-        };
-        let current = ns.get(key).map(Record::version);
-        if !precondition.holds(current) && precondition != Precondition::Absent {
+        let current = data.get(namespace).and_then(|s| s.version(key));
+        // `Absent` has no meaning for a delete and is treated as `Any`.
+        if precondition != Precondition::Absent && !precondition.holds(current) {
             return Ok(DeleteOutcome::PreconditionFailed);
         }
-        let outcome = match ns.remove(key) {
+        let removed = data.get_mut(namespace).and_then(|s| s.remove(key));
+        remove_if_empty(&mut data, namespace);
+        Ok(match removed {
             Some(r) => DeleteOutcome::Deleted {
                 expires_at: r.meta.expires_at,
             },
             None => DeleteOutcome::NotFound,
-        };
-        if ns.is_empty() {
-            data.remove(namespace);
-        }
-        Ok(outcome)
+        })
     }
 
     async fn scan(
@@ -166,7 +218,7 @@ impl Backend for MemoryBackend {
     ) -> Result<Vec<Record>> {
         let data = self.read_lock()?;
         Ok(match data.get(namespace) {
-            Some(map) => range_iter(map, range, after).take(limit).cloned().collect(),
+            Some(space) => space.range(range, after).take(limit).cloned().collect(),
             None => Vec::new(),
         })
     }
@@ -180,7 +232,8 @@ impl Backend for MemoryBackend {
     ) -> Result<Vec<KeyInfo>> {
         let data = self.read_lock()?;
         Ok(match data.get(namespace) {
-            Some(map) => range_iter(map, range, after)
+            Some(space) => space
+                .range(range, after)
                 .take(limit)
                 .map(|r| KeyInfo {
                     key: r.key.clone(),
@@ -201,7 +254,7 @@ impl Backend for MemoryBackend {
             let (ns, key) = op.target();
             let current = match overlay.get(&(ns, key)) {
                 Some(v) => *v,
-                None => data.get(ns).and_then(|m| m.get(key)).map(Record::version),
+                None => data.get(ns).and_then(|s| s.version(key)),
             };
             let holds = match op {
                 BatchOp::Delete {
@@ -225,15 +278,13 @@ impl Backend for MemoryBackend {
                 BatchOp::Put { record, .. } => {
                     data.entry(record.namespace.clone())
                         .or_default()
-                        .insert(record.key.clone(), record);
+                        .insert(record);
                 }
                 BatchOp::Delete { namespace, key, .. } => {
-                    if let Some(ns) = data.get_mut(&namespace) {
-                        ns.remove(&key);
-                        if ns.is_empty() {
-                            data.remove(&namespace);
-                        }
+                    if let Some(space) = data.get_mut(&namespace) {
+                        space.remove(&key);
                     }
+                    remove_if_empty(&mut data, &namespace);
                 }
             }
         }
@@ -243,7 +294,8 @@ impl Backend for MemoryBackend {
     async fn count(&self, namespace: &str, range: &KeyRange, now: Timestamp) -> Result<u64> {
         let data = self.read_lock()?;
         Ok(match data.get(namespace) {
-            Some(map) => range_iter(map, range, None)
+            Some(space) => space
+                .range(range, None)
                 .filter(|r| !r.is_expired(now))
                 .count() as u64,
             None => 0,
@@ -253,37 +305,40 @@ impl Backend for MemoryBackend {
     async fn remove_expired(&self, namespace: Option<&str>, now: Timestamp) -> Result<u64> {
         let mut data = self.write_lock()?;
         let mut removed = 0u64;
-        for (ns, map) in data.iter_mut() {
+        for (ns, space) in data.iter_mut() {
             if namespace.is_some_and(|n| n != ns) {
                 continue;
             }
-            let before = map.len();
-            map.retain(|_, r| !r.is_expired(now));
-            removed += (before - map.len()) as u64;
+            let expired: Vec<Arc<str>> = space
+                .records
+                .iter()
+                .filter(|(_, r)| r.is_expired(now))
+                .map(|(k, _)| Arc::clone(k))
+                .collect();
+            for key in expired {
+                space.remove(&key);
+                removed += 1;
+            }
         }
-        data.retain(|_, map| !map.is_empty());
+        data.retain(|_, space| !space.is_empty());
         Ok(removed)
     }
 
     async fn delete_range(&self, namespace: &str, range: &KeyRange, now: Timestamp) -> Result<u64> {
         let mut data = self.write_lock()?;
-        let Some(map) = data.get_mut(namespace) else {
+        let Some(space) = data.get_mut(namespace) else {
             return Ok(0);
         };
-        let keys: Vec<String> = range_iter(map, range, None)
-            .map(|r| r.key.clone())
-            .collect();
+        let keys: Vec<String> = space.range(range, None).map(|r| r.key.clone()).collect();
         let mut live = 0;
         for key in keys {
-            if let Some(r) = map.remove(&key) {
+            if let Some(r) = space.remove(&key) {
                 if !r.is_expired(now) {
                     live += 1;
                 }
             }
         }
-        if map.is_empty() {
-            data.remove(namespace);
-        }
+        remove_if_empty(&mut data, namespace);
         Ok(live)
     }
 
@@ -303,10 +358,10 @@ impl Backend for MemoryBackend {
             backend: "memory".into(),
             ..BackendStats::default()
         };
-        let records: usize = data.values().map(BTreeMap::len).sum();
+        let records: usize = data.values().map(|s| s.records.len()).sum();
         let bytes: usize = data
             .values()
-            .flat_map(BTreeMap::values)
+            .flat_map(|s| s.records.values())
             .map(|r| r.key.len() + r.value.len())
             .sum();
         stats.fields.insert("records".into(), records.into());

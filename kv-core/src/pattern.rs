@@ -418,8 +418,23 @@ enum Node {
     Segments,
 }
 
+/// Merges runs of stars that met through brace expansion (`*{*}` is `**`).
+fn merge_star_runs(flat: &[Flat]) -> Vec<Flat> {
+    let mut out: Vec<Flat> = Vec::with_capacity(flat.len());
+    for tok in flat {
+        let is_star = matches!(tok, Flat::Star | Flat::StarStar);
+        match out.last_mut() {
+            Some(last @ (Flat::Star | Flat::StarStar)) if is_star => *last = Flat::StarStar,
+            _ => out.push(tok.clone()),
+        }
+    }
+    out
+}
+
 /// Decides for each `**` whether it is a whole segment, and what it means.
 fn resolve_globstars(flat: &[Flat]) -> Vec<Node> {
+    let flat = merge_star_runs(flat);
+    let flat = flat.as_slice();
     let mut out = Vec::with_capacity(flat.len());
     let mut i = 0;
     while i < flat.len() {
@@ -882,6 +897,10 @@ mod tests {
         assert!(m("{**.,}x", "a.b.x"));
         assert!(m("a{,b}", "a"));
         assert!(m("a{,b}", "ab"));
+        // Stars that meet through expansion form `**`.
+        assert!(m("*{*}", "a.b"));
+        assert!(m("x.*{,a}*", "x.a.b"));
+        assert!(!m("x{*}y", "x.y"));
     }
 
     #[test]

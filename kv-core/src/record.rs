@@ -10,7 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Timestamp;
-use crate::error::{Error, Result};
+use crate::error::{shorten, Error, Result};
 use crate::metadata::{Metadata, SystemMetadata, UserMetadata};
 use crate::value::{Value, ValueType};
 
@@ -30,6 +30,52 @@ pub struct Record {
     pub meta: SystemMetadata,
     /// Fields kept for the caller.
     pub user: UserMetadata,
+}
+
+/// The parts of a record a plain `get` needs, as returned by
+/// [`Backend::read_value`](crate::Backend::read_value).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredValue {
+    /// The encoded value.
+    pub value: Vec<u8>,
+    /// CRC32 of `value` as stored.
+    pub checksum: u32,
+    /// When the record expires.
+    pub expires_at: Option<Timestamp>,
+}
+
+impl StoredValue {
+    /// Whether the record is expired at `now`.
+    pub fn is_expired(&self, now: Timestamp) -> bool {
+        matches!(self.expires_at, Some(t) if now >= t)
+    }
+
+    /// Verifies the checksum and decodes the value; `namespace` and `key`
+    /// name the record in a corruption error.
+    pub fn decode(&self, namespace: &str, key: &str) -> Result<Value> {
+        decode_checked(&self.value, self.checksum, namespace, key)
+    }
+}
+
+fn verify_checksum(value: &[u8], checksum: u32, namespace: &str, key: &str) -> Result<()> {
+    let actual = crc32fast::hash(value);
+    if actual != checksum {
+        return Err(Error::Corruption {
+            location: format!("{namespace}/{}", shorten(key)),
+            reason: format!(
+                "value checksum mismatch: stored {checksum:08x}, computed {actual:08x}"
+            ),
+        });
+    }
+    Ok(())
+}
+
+fn decode_checked(value: &[u8], checksum: u32, namespace: &str, key: &str) -> Result<Value> {
+    verify_checksum(value, checksum, namespace, key)?;
+    Value::decode(value).map_err(|e| Error::Corruption {
+        location: format!("{namespace}/{}", shorten(key)),
+        reason: e.to_string(),
+    })
 }
 
 #[derive(Serialize)]
@@ -101,26 +147,21 @@ impl Record {
 
     /// Checks the value bytes against the stored checksum.
     pub fn verify(&self) -> Result<()> {
-        let actual = crc32fast::hash(&self.value);
-        if actual != self.meta.checksum {
-            return Err(Error::Corruption {
-                location: format!("{}/{}", self.namespace, self.key),
-                reason: format!(
-                    "value checksum mismatch: stored {:08x}, computed {actual:08x}",
-                    self.meta.checksum
-                ),
-            });
-        }
-        Ok(())
+        verify_checksum(&self.value, self.meta.checksum, &self.namespace, &self.key)
     }
 
     /// Verifies the checksum and decodes the value.
     pub fn decode_value(&self) -> Result<Value> {
-        self.verify()?;
-        Value::decode(&self.value).map_err(|e| Error::Corruption {
-            location: format!("{}/{}", self.namespace, self.key),
-            reason: e.to_string(),
-        })
+        decode_checked(&self.value, self.meta.checksum, &self.namespace, &self.key)
+    }
+
+    /// The parts of the record a plain `get` needs.
+    pub fn stored_value(&self) -> StoredValue {
+        StoredValue {
+            value: self.value.clone(),
+            checksum: self.meta.checksum,
+            expires_at: self.meta.expires_at,
+        }
     }
 
     /// The metadata as returned to callers.
@@ -156,7 +197,7 @@ impl Record {
         let namespace = namespace.into();
         let key = key.into();
         let corrupt = |reason: String| Error::Corruption {
-            location: format!("{namespace}/{key}"),
+            location: format!("{namespace}/{}", shorten(&key)),
             reason,
         };
         let (&version, rest) = body

@@ -6,6 +6,7 @@
 //! read-modify-write loops on the backend's conditional writes, batches,
 //! namespaces and background cleanup.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -67,7 +68,6 @@ struct Shared {
 
 #[derive(Default)]
 struct Counters {
-    reads: AtomicU64,
     hits: AtomicU64,
     misses: AtomicU64,
     writes: AtomicU64,
@@ -287,9 +287,10 @@ impl Store {
         Ok(())
     }
 
-    fn key(&self, key: &str) -> Result<String> {
+    /// Checks and normalises a key; borrows when nothing changes.
+    fn key<'k>(&self, key: &'k str) -> Result<Cow<'k, str>> {
         self.check_open()?;
-        Ok(self.shared.rules.normalize(key)?.into_owned())
+        self.shared.rules.normalize(key)
     }
 
     fn pattern(&self, pattern: &str) -> Result<Pattern> {
@@ -315,7 +316,6 @@ impl Store {
     async fn read_live(&self, key: &str, now: Timestamp) -> Result<Option<Record>> {
         crate::ops::page_break().await;
         let record = self.backend_ref().read(&self.namespace, key).await?;
-        bump(&self.shared.counters.reads, 1);
         let live = record.filter(|r| !r.is_expired(now));
         if live.is_some() {
             bump(&self.shared.counters.hits, 1);
@@ -725,7 +725,7 @@ impl Store {
                 value,
                 options,
             } => {
-                let key = self.key(&key)?;
+                let key = self.key(&key)?.into_owned();
                 let prepared = self.prepare_set(&key, &value, &options)?;
                 CheckedItem::Set {
                     key,
@@ -735,7 +735,7 @@ impl Store {
                 }
             }
             BatchItem::Delete { key } => CheckedItem::Delete {
-                key: self.key(&key)?,
+                key: self.key(&key)?.into_owned(),
             },
         })
     }
@@ -763,7 +763,8 @@ impl Store {
         self.read_modify_write(operation, &key, |live, now| {
             let Some(old) = live else {
                 let len = piece_bytes.len() as u64;
-                let record = Record::new(&*self.namespace, &key, &piece, piece.default_type(), now);
+                let record =
+                    Record::new(&*self.namespace, &*key, &piece, piece.default_type(), now);
                 return Ok(Step::Write(record, len));
             };
             let current = old.decode_value()?;
@@ -928,13 +929,27 @@ impl KVStore for Store {
     async fn get(&self, key: &str) -> Result<Option<Value>> {
         let key = self.key(key)?;
         let now = self.now();
-        match self.read_live(&key, now).await? {
-            Some(record) => {
-                let value = record.decode_value()?;
-                self.touch(&record, now).await?;
-                Ok(Some(value))
+        if self.shared.options.track_access {
+            return match self.read_live(&key, now).await? {
+                Some(record) => {
+                    let value = record.decode_value()?;
+                    self.touch(&record, now).await?;
+                    Ok(Some(value))
+                }
+                None => Ok(None),
+            };
+        }
+        crate::ops::page_break().await;
+        let stored = self.backend_ref().read_value(&self.namespace, &key).await?;
+        match stored.filter(|s| !s.is_expired(now)) {
+            Some(s) => {
+                bump(&self.shared.counters.hits, 1);
+                s.decode(&self.namespace, &key).map(Some)
             }
-            None => Ok(None),
+            None => {
+                bump(&self.shared.counters.misses, 1);
+                Ok(None)
+            }
         }
     }
 
@@ -984,14 +999,13 @@ impl KVStore for Store {
     async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Value>>> {
         let normalized = keys
             .iter()
-            .map(|k| self.key(k))
+            .map(|k| self.key(k).map(Cow::into_owned))
             .collect::<Result<Vec<String>>>()?;
         let records = self
             .backend_ref()
             .read_many(&self.namespace, &normalized)
             .await?;
         let now = self.now();
-        bump(&self.shared.counters.reads, normalized.len() as u64);
         let mut out = Vec::with_capacity(records.len());
         for record in records {
             match record.filter(|r| !r.is_expired(now)) {
@@ -1034,7 +1048,7 @@ impl KVStore for Store {
     async fn delete_many(&self, keys: &[&str]) -> Result<u64> {
         let normalized = keys
             .iter()
-            .map(|k| self.key(k))
+            .map(|k| self.key(k).map(Cow::into_owned))
             .collect::<Result<Vec<String>>>()?;
         let mut deleted = 0;
         for key in normalized {
@@ -1268,7 +1282,7 @@ impl KVStore for Store {
             match (live, &expected) {
                 (None, None) => {
                     let record =
-                        Record::new(&*self.namespace, &key, &new, default_type.clone(), now);
+                        Record::new(&*self.namespace, &*key, &new, default_type.clone(), now);
                     Ok(Step::Write(record, true))
                 }
                 (Some(old), Some(exp)) => {
@@ -1385,7 +1399,7 @@ impl KVStore for Store {
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
         Ok(StoreStats {
             namespace: self.namespace.to_string(),
-            reads: load(&c.reads),
+            reads: load(&c.hits) + load(&c.misses),
             hits: load(&c.hits),
             misses: load(&c.misses),
             writes: load(&c.writes),

@@ -125,6 +125,7 @@ async fn run(defect: Defect) -> ConformanceReport {
         large_keys: 3000,
         case_timeout: std::time::Duration::from_secs(5),
         filter: None,
+        verbose: false,
         ..ConformanceOptions::default()
     };
     run_conformance(

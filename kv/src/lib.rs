@@ -1,1 +1,131 @@
-//! x
+//! # DataKnobs KV
+//!
+//! One async key/value API — hierarchical dot-notation keys, glob
+//! patterns, typed values, per-key metadata, TTL, atomic operations,
+//! namespaces and batches — over pluggable backends chosen by Cargo feature
+//! and by configuration, so application code does not change when the
+//! backend does.
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! use dataknobs_kv::{open_url, KVStore, KVStoreExt};
+//!
+//! let store = open_url("memory:").await?;
+//! store.set("app.config.database.host", "localhost".into()).await?;
+//! store.set("app.config.database.port", 5432.into()).await?;
+//! assert_eq!(store.get_as::<u16>("app.config.database.port").await?, Some(5432));
+//! assert_eq!(store.keys("app.config.*.*").await?.len(), 2);
+//! # Ok::<(), dataknobs_kv::Error>(())
+//! # });
+//! ```
+//!
+//! ## Features
+//!
+//! | feature | backend | status |
+//! |---|---|---|
+//! | (always) | `memory:` | available |
+//! | `engine` | `engine:PATH`, the embedded WAL + snapshot engine | not yet in this build |
+//! | `sqlite` | `sqlite:PATH` | not yet in this build |
+//! | `postgres` | `postgres://…` | not yet in this build |
+//! | `s3` | `s3://bucket/prefix` | not yet in this build |
+//! | `cache` | the `[cache]` layer over any backend | not yet in this build |
+//! | `full` | all of the above | |
+//!
+//! A config that selects a backend whose feature is off fails with
+//! [`Error::Config`] naming the feature to enable.
+//!
+//! ## Layout
+//!
+//! - [`config`]: [`StoreConfig`] from TOML, JSON, URLs and environment.
+//! - [`open`], [`open_url`], [`open_config_file`]: build a store from them.
+//! - Everything of `kv-core` is re-exported at the root.
+#![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod config;
+
+/// The README's code blocks, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
+
+use std::path::Path;
+use std::sync::Arc;
+
+pub use config::{BackendKind, StoreConfig};
+pub use kv_core::*;
+
+/// Opens the store `config` describes: builds the backend, wraps the cache
+/// when configured, applies the store options and the namespace.
+pub async fn open(config: &StoreConfig) -> Result<Arc<dyn KVStore>> {
+    let config = config.resolved()?;
+    config.validate("config")?;
+    let kind = config.backend()?;
+    let backend = open_backend(kind, &config).await?;
+    let backend = wrap_cache(backend, &config)?;
+    let store = Store::builder(backend)
+        .options(config.store.options())
+        .build()?;
+    Ok(Arc::new(store))
+}
+
+/// Opens a store from a URL: `memory:`, `engine:./kv-data`,
+/// `sqlite:./kv.db`, `postgres://user@host/db`, `s3://bucket/prefix?…`.
+pub async fn open_url(url: &str) -> Result<Arc<dyn KVStore>> {
+    open(&StoreConfig::from_url(url)?).await
+}
+
+/// Opens the store described by a TOML or JSON file, with environment
+/// overrides applied (see [`StoreConfig::apply_env_from`]).
+pub async fn open_config_file(path: impl AsRef<Path>) -> Result<Arc<dyn KVStore>> {
+    open(&StoreConfig::from_file(path)?).await
+}
+
+fn not_compiled(kind: &str, feature: &str) -> Error {
+    Error::Config {
+        field: Some("store.backend".into()),
+        reason: format!(
+            "the {kind} backend is not compiled into this build; enable the `{feature}` feature of dataknobs-kv"
+        ),
+    }
+}
+
+async fn open_backend(kind: BackendKind, _config: &StoreConfig) -> Result<Arc<dyn Backend>> {
+    match kind {
+        BackendKind::Memory => Ok(Arc::new(MemoryBackend::new())),
+        other => {
+            let feature = other.feature().unwrap_or("full");
+            if cfg_feature_enabled(other) {
+                Err(Error::Config {
+                    field: Some("store.backend".into()),
+                    reason: format!(
+                        "the {other} backend is not implemented yet in this version of dataknobs-kv"
+                    ),
+                })
+            } else {
+                Err(not_compiled(other.name(), feature))
+            }
+        }
+    }
+}
+
+fn cfg_feature_enabled(kind: BackendKind) -> bool {
+    match kind {
+        BackendKind::Memory => true,
+        BackendKind::Engine => cfg!(feature = "engine"),
+        BackendKind::Sqlite => cfg!(feature = "sqlite"),
+        BackendKind::Postgres => cfg!(feature = "postgres"),
+        BackendKind::S3 => cfg!(feature = "s3"),
+    }
+}
+
+fn wrap_cache(backend: Arc<dyn Backend>, config: &StoreConfig) -> Result<Arc<dyn Backend>> {
+    match &config.cache {
+        None => Ok(backend),
+        Some(_) if !cfg!(feature = "cache") => Err(not_compiled("cache", "cache")),
+        Some(_) => Err(Error::Config {
+            field: Some("cache".into()),
+            reason: "the cache layer is not implemented yet in this version of dataknobs-kv".into(),
+        }),
+    }
+}

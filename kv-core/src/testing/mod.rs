@@ -139,6 +139,8 @@ pub struct ConformanceOptions {
     pub filter: Option<String>,
     /// Time limit per case. Default 300 s.
     pub case_timeout: Duration,
+    /// Print one line per case (failures are always printed). Default true.
+    pub verbose: bool,
 }
 
 impl Default for ConformanceOptions {
@@ -149,6 +151,7 @@ impl Default for ConformanceOptions {
             increments_per_task: 500,
             filter: std::env::var("KV_CONFORMANCE_FILTER").ok(),
             case_timeout: Duration::from_secs(300),
+            verbose: true,
         }
     }
 }
@@ -201,6 +204,10 @@ impl Harness {
 }
 
 /// What [`run_conformance`] found.
+///
+/// The totals are printed, and also appended to the file named by the
+/// environment variable `KV_CONFORMANCE_REPORT` when it is set (for
+/// `./scripts/test.sh`).
 #[derive(Debug, Clone, Default)]
 pub struct ConformanceReport {
     /// The backend's label.
@@ -275,7 +282,9 @@ pub async fn run_conformance(
             }
         }
         if let Some(reason) = case.needs.skip_reason(&caps) {
-            println!("conformance[{label}] {} ... skipped ({reason})", case.name);
+            if options.verbose {
+                println!("conformance[{label}] {} ... skipped ({reason})", case.name);
+            }
             report.skipped.push((case.name, reason.to_owned()));
             continue;
         }
@@ -308,7 +317,7 @@ pub async fn run_conformance(
             }
         }
     }
-    println!(
+    let summary = format!(
         "conformance[{label}]: {} cases: {} passed, {} failed, {} skipped in {:.1} s",
         report.total(),
         report.passed.len(),
@@ -316,5 +325,26 @@ pub async fn run_conformance(
         report.skipped.len(),
         started.elapsed().as_secs_f64()
     );
+    println!("{summary}");
+    if options.verbose {
+        append_summary(&summary);
+    }
     report
+}
+
+/// Appends a suite's summary line to the file named by
+/// `KV_CONFORMANCE_REPORT`, so a test runner can show every suite's totals
+/// without showing every test's output. Best effort.
+fn append_summary(summary: &str) {
+    use std::io::Write;
+    let Ok(path) = std::env::var("KV_CONFORMANCE_REPORT") else {
+        return;
+    };
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let _ = writeln!(f, "{summary}");
+    }
 }

@@ -1,0 +1,91 @@
+//! Opening stores through the facade: URLs, config files, environment, and
+//! clear errors for backends that are not compiled in.
+#![allow(clippy::unwrap_used)]
+
+use dataknobs_kv::{open, open_config_file, open_url, Error, StoreConfig, Value};
+
+#[tokio::test]
+async fn memory_url_opens_a_working_store() {
+    let store = open_url("memory:").await.unwrap();
+    store.set("a.b", 1.into()).await.unwrap();
+    assert_eq!(store.get("a.b").await.unwrap(), Some(Value::Int(1)));
+    assert_eq!(store.current_namespace(), "default");
+}
+
+#[tokio::test]
+async fn config_file_sets_namespace_and_key_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kv.toml");
+    std::fs::write(
+        &path,
+        "[store]\nbackend = \"memory\"\nnamespace = \"tenant_a\"\ncase_insensitive = true\nmax_key_len = 8\n",
+    )
+    .unwrap();
+    let store = open_config_file(&path).await.unwrap();
+    assert_eq!(store.current_namespace(), "tenant_a");
+    store.set("Key", 1.into()).await.unwrap();
+    assert_eq!(store.get("KEY").await.unwrap(), Some(Value::Int(1)));
+    assert!(matches!(
+        store.set("a.long.key", 1.into()).await,
+        Err(Error::InvalidKey { .. })
+    ));
+}
+
+#[tokio::test]
+async fn json_config_file_works_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kv.json");
+    std::fs::write(
+        &path,
+        r#"{"store": {"backend": "memory", "namespace": "j"}}"#,
+    )
+    .unwrap();
+    let store = open_config_file(&path).await.unwrap();
+    assert_eq!(store.current_namespace(), "j");
+}
+
+#[tokio::test]
+async fn malformed_config_file_names_file_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, "[store]\nbackend = \"memory\"\nnamespaec = \"x\"\n").unwrap();
+    let err = open_config_file(&path).await.unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("bad.toml"), "{msg}");
+    assert!(msg.contains("namespaec"), "{msg}");
+    let missing = open_config_file(dir.path().join("nope.toml"))
+        .await
+        .unwrap_err();
+    assert!(matches!(missing, Error::Io { .. }), "{missing}");
+}
+
+/// Each backend whose feature is off is refused with the feature's name.
+#[tokio::test]
+async fn backend_without_its_feature_names_the_feature() {
+    let urls = [
+        ("engine:./x", "engine", cfg!(feature = "engine")),
+        ("sqlite:./x.db", "sqlite", cfg!(feature = "sqlite")),
+        (
+            "postgres://u:secret@localhost/db",
+            "postgres",
+            cfg!(feature = "postgres"),
+        ),
+        ("s3://bucket/prefix", "s3", cfg!(feature = "s3")),
+    ];
+    for (url, feature, enabled) in urls {
+        if enabled {
+            continue;
+        }
+        let err = open_url(url).await.unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, Error::Config { .. }), "{msg}");
+        assert!(msg.contains(&format!("`{feature}` feature")), "{msg}");
+        assert!(!msg.contains("secret"), "{msg}");
+    }
+    if !cfg!(feature = "cache") {
+        let mut config = StoreConfig::from_url("memory:").unwrap();
+        config.cache = Some(Default::default());
+        let msg = open(&config).await.unwrap_err().to_string();
+        assert!(msg.contains("`cache` feature"), "{msg}");
+    }
+}
