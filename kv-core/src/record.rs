@@ -86,6 +86,18 @@ struct BodyRef<'a> {
     user: &'a UserMetadata,
 }
 
+#[derive(Serialize)]
+struct MetaRef<'a> {
+    meta: &'a SystemMetadata,
+    user: &'a UserMetadata,
+}
+
+#[derive(Deserialize)]
+struct MetaBody {
+    meta: SystemMetadata,
+    user: UserMetadata,
+}
+
 #[derive(Deserialize)]
 struct Body {
     #[serde(with = "serde_bytes")]
@@ -188,6 +200,55 @@ impl Record {
         Ok(out)
     }
 
+    /// Encodes the metadata alone (format byte, then MessagePack of
+    /// `[system, user]`), for backends that keep the value bytes apart.
+    pub fn encode_meta(&self) -> Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(64);
+        out.push(RECORD_FORMAT_VERSION);
+        rmp_serde::encode::write(
+            &mut out,
+            &MetaRef {
+                meta: &self.meta,
+                user: &self.user,
+            },
+        )
+        .map_err(|e| Error::codec(format!("cannot encode record metadata: {e}")))?;
+        Ok(out)
+    }
+
+    /// Rebuilds a record from its value bytes and metadata written by
+    /// [`encode_meta`](Self::encode_meta).
+    pub fn from_parts(
+        namespace: impl Into<String>,
+        key: impl Into<String>,
+        value: Vec<u8>,
+        meta: &[u8],
+    ) -> Result<Record> {
+        let namespace = namespace.into();
+        let key = key.into();
+        let corrupt = |reason: String| Error::Corruption {
+            location: format!("{namespace}/{}", shorten(&key)),
+            reason,
+        };
+        let (&version, rest) = meta
+            .split_first()
+            .ok_or_else(|| corrupt("empty record metadata".into()))?;
+        if version != RECORD_FORMAT_VERSION {
+            return Err(corrupt(format!(
+                "unknown record format version {version} (this build reads {RECORD_FORMAT_VERSION})"
+            )));
+        }
+        let body: MetaBody = rmp_serde::from_slice(rest)
+            .map_err(|e| corrupt(format!("record metadata does not decode: {e}")))?;
+        Ok(Record {
+            namespace,
+            key,
+            value,
+            meta: body.meta,
+            user: body.user,
+        })
+    }
+
     /// Decodes a body written by [`encode_body`](Self::encode_body).
     pub fn decode_body(
         namespace: impl Into<String>,
@@ -249,6 +310,16 @@ mod tests {
         assert_eq!(body[0], RECORD_FORMAT_VERSION);
         let back = Record::decode_body("ns", "a.b", &body).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(back, r);
+    }
+
+    #[test]
+    fn parts_round_trip() {
+        let r = sample();
+        let meta = r.encode_meta().unwrap_or_else(|e| panic!("{e}"));
+        let back = Record::from_parts("ns", "a.b", r.value.clone(), &meta)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back, r);
+        assert!(Record::from_parts("ns", "k", vec![], &[9]).is_err());
     }
 
     #[test]
