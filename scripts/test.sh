@@ -13,8 +13,10 @@
 # Without CI=true a service that cannot start is reported and its tests skip;
 # with CI=true it fails the run.
 #
-# Long runs: KV_CRASH_ROUNDS, KV_SOAK_SECS (see docs/) make crash and soak
-# tests run longer; the default run exercises them briefly.
+# Long runs: KV_CRASH_ROUNDS (default 50) makes the engine's SIGKILL test run
+# longer; KV_FUZZ_SECS=N also runs each engine fuzz target for N seconds
+# (cargo-fuzz is installed when missing). The default run exercises the
+# crash test briefly and skips fuzzing.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -212,6 +214,23 @@ if [[ $# -eq 0 ]]; then
         cargo run -q --all-features -p kv-examples --example "$example" >"$LOG_DIR/example-$example.log" 2>&1 || {
             cat "$LOG_DIR/example-$example.log" >&2
             say "example $example failed"
+            exit 1
+        }
+    done
+fi
+
+if [[ -n "${KV_FUZZ_SECS:-}" ]]; then
+    if ! command -v cargo-fuzz >/dev/null 2>&1; then
+        say "installing cargo-fuzz"
+        cargo install -q cargo-fuzz
+    fi
+    for target in wal_decode snapshot_decode; do
+        say "fuzz: $target for ${KV_FUZZ_SECS}s"
+        (cd kv-engine/fuzz && RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$ROOT/target-fuzz" \
+            cargo fuzz run -O "$target" -- -max_total_time="$KV_FUZZ_SECS" -rss_limit_mb=2048) \
+            >"$LOG_DIR/fuzz-$target.log" 2>&1 || {
+            tail -40 "$LOG_DIR/fuzz-$target.log" >&2
+            say "fuzz target $target failed"
             exit 1
         }
     done

@@ -471,8 +471,7 @@ impl Db {
         if !inner.opts.enforce_ttl {
             return Ok(index.len());
         }
-        let expired = index.expired(inner.now_ms(), usize::MAX).len();
-        Ok(index.len() - expired)
+        Ok(index.len() - index.expired_count(inner.now_ms()))
     }
 
     /// Up to `limit` pairs whose key starts with `prefix`, in key order.

@@ -365,6 +365,11 @@ impl Index {
             .collect()
     }
 
+    /// Number of keys that expire at or before `now`.
+    pub fn expired_count(&self, now: u64) -> usize {
+        self.expiry.range(..=(now, u32::MAX)).count()
+    }
+
     /// Bytes the index itself holds beyond key and value bytes (an
     /// estimate from capacities: slab, table, sorted chunks, allocation
     /// headers).

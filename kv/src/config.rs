@@ -204,12 +204,25 @@ impl StoreSection {
 pub struct EngineSection {
     /// Data directory. Default `./kv-data`.
     pub path: PathBuf,
+    /// When writes reach the disk: `always` (fsync before every write
+    /// returns; concurrent writers share fsyncs), `periodic` (every 100 ms),
+    /// `periodic:<n>ms`, or `never` (buffered; fsync on flush and close).
+    /// Default `always`.
+    pub sync: String,
+    /// Size at which a WAL segment is closed, in bytes. Default 64 MiB.
+    pub segment_size: u64,
+    /// WAL size since the last snapshot that starts a background
+    /// compaction, in bytes. Default 256 MiB.
+    pub max_wal_size: u64,
 }
 
 impl Default for EngineSection {
     fn default() -> Self {
         EngineSection {
             path: PathBuf::from("./kv-data"),
+            sync: "always".into(),
+            segment_size: 64 << 20,
+            max_wal_size: 256 << 20,
         }
     }
 }
@@ -557,6 +570,36 @@ impl StoreConfig {
         kv_core::KeyRules::default()
             .normalize_namespace(&self.store.namespace)
             .map_err(|e| Error::config(field("store.namespace"), e.to_string()))?;
+        if !matches!(
+            self.engine.sync.trim().to_ascii_lowercase().as_str(),
+            "always" | "never" | "periodic"
+        ) && !self
+            .engine
+            .sync
+            .trim()
+            .to_ascii_lowercase()
+            .starts_with("periodic:")
+        {
+            return Err(Error::config(
+                field("engine.sync"),
+                format!(
+                    "{:?}: expected always, never, periodic or periodic:<n>ms",
+                    self.engine.sync
+                ),
+            ));
+        }
+        if self.engine.segment_size < 4096 {
+            return Err(Error::config(
+                field("engine.segment_size"),
+                "must be at least 4096 bytes",
+            ));
+        }
+        if self.engine.max_wal_size < self.engine.segment_size {
+            return Err(Error::config(
+                field("engine.max_wal_size"),
+                "must be at least engine.segment_size",
+            ));
+        }
         if let Some(cache) = &self.cache {
             if cache.capacity == 0 {
                 return Err(Error::config(field("cache.capacity"), "must be at least 1"));

@@ -24,7 +24,7 @@
 //! | feature | backend | status |
 //! |---|---|---|
 //! | (always) | `memory:` | available |
-//! | `engine` | `engine:PATH`, the embedded WAL + snapshot engine | not yet in this build |
+//! | `engine` (default) | `engine:PATH`, the embedded WAL + snapshot engine | available |
 //! | `sqlite` | `sqlite:PATH` | not yet in this build |
 //! | `postgres` | `postgres://…` | not yet in this build |
 //! | `s3` | `s3://bucket/prefix` | not yet in this build |
@@ -54,6 +54,11 @@ use std::sync::Arc;
 
 pub use config::{BackendKind, StoreConfig};
 pub use kv_core::*;
+
+/// The embedded engine (feature `engine`).
+#[cfg(feature = "engine")]
+#[cfg_attr(docsrs, doc(cfg(feature = "engine")))]
+pub use kv_engine as engine;
 
 /// Opens the store `config` describes: builds the backend, wraps the cache
 /// when configured, applies the store options and the namespace.
@@ -90,9 +95,11 @@ fn not_compiled(kind: &str, feature: &str) -> Error {
     }
 }
 
-async fn open_backend(kind: BackendKind, _config: &StoreConfig) -> Result<Arc<dyn Backend>> {
+async fn open_backend(kind: BackendKind, config: &StoreConfig) -> Result<Arc<dyn Backend>> {
     match kind {
         BackendKind::Memory => Ok(Arc::new(MemoryBackend::new())),
+        #[cfg(feature = "engine")]
+        BackendKind::Engine => open_engine(config).await,
         other => {
             let feature = other.feature().unwrap_or("full");
             if cfg_feature_enabled(other) {
@@ -107,6 +114,24 @@ async fn open_backend(kind: BackendKind, _config: &StoreConfig) -> Result<Arc<dy
             }
         }
     }
+}
+
+#[cfg(feature = "engine")]
+async fn open_engine(config: &StoreConfig) -> Result<Arc<dyn Backend>> {
+    let section = &config.engine;
+    let sync: kv_engine::SyncMode = section
+        .sync
+        .parse()
+        .map_err(|e: kv_engine::Error| Error::config("engine.sync", e.to_string()))?;
+    let options = kv_engine::Options::new(&section.path)
+        .sync(sync)
+        .segment_size(section.segment_size)
+        .max_wal_size(section.max_wal_size);
+    // Opening replays the log: blocking file I/O, off the async threads.
+    let backend = tokio::task::spawn_blocking(move || kv_engine::EngineBackend::open(options))
+        .await
+        .map_err(|e| Error::backend("engine", false, e))??;
+    Ok(Arc::new(backend))
 }
 
 fn cfg_feature_enabled(kind: BackendKind) -> bool {

@@ -89,3 +89,62 @@ async fn backend_without_its_feature_names_the_feature() {
         assert!(msg.contains("`cache` feature"), "{msg}");
     }
 }
+
+#[cfg(feature = "engine")]
+mod engine {
+    use dataknobs_kv::{open, open_url, Error, SetOptions, StoreConfig, Ttl, Value};
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn engine_url_persists_across_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("engine:{}", dir.path().display());
+        {
+            let store = open_url(&url).await.unwrap();
+            store.set("app.name", "kv".into()).await.unwrap();
+            store
+                .set_with(
+                    "session.a",
+                    1.into(),
+                    SetOptions::new().ttl(Duration::from_secs(3600)),
+                )
+                .await
+                .unwrap();
+            store.close().await.unwrap();
+        }
+        let store = open_url(&url).await.unwrap();
+        assert_eq!(
+            store.get("app.name").await.unwrap(),
+            Some(Value::from("kv"))
+        );
+        assert!(matches!(
+            store.ttl("session.a").await.unwrap(),
+            Ttl::Expires(_)
+        ));
+        // The directory is locked while the store is open.
+        let err = open_url(&url).await.unwrap_err();
+        assert!(matches!(err, Error::Locked { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn engine_is_the_default_backend() {
+        let config = StoreConfig::default();
+        assert_eq!(config.backend().unwrap(), dataknobs_kv::BackendKind::Engine);
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = StoreConfig::default();
+        config.engine.path = dir.path().join("data");
+        config.engine.sync = "never".into();
+        let store = open(&config).await.unwrap();
+        store.set("k", 1.into()).await.unwrap();
+        assert!(dir.path().join("data").join("MANIFEST").exists());
+    }
+
+    #[tokio::test]
+    async fn bad_engine_settings_are_refused() {
+        let e =
+            StoreConfig::from_toml_str("[engine]\nsync = \"sometimes\"\n", "kv.toml").unwrap_err();
+        assert!(e.to_string().contains("engine.sync"), "{e}");
+        let e = StoreConfig::from_toml_str("[engine]\nsegment_size = 10\n", "kv.toml").unwrap_err();
+        assert!(e.to_string().contains("engine.segment_size"), "{e}");
+    }
+}

@@ -251,6 +251,26 @@ mod tests {
     }
 
     #[test]
+    fn documented_example_bytes() {
+        // docs/engine-format.md shows exactly these bytes.
+        let mut out = Vec::new();
+        encode(
+            &mut out,
+            &Record {
+                kind: Kind::Set,
+                timestamp: 1,
+                key: b"ab",
+                value: b"xyz",
+                expires_at: 0,
+            },
+        );
+        assert_eq!(
+            out,
+            [0x0a, 0, 0, 0, 0x76, 0xc9, 0x30, 0x56, 1, 1, 2, b'a', b'b', 3, b'x', b'y', b'z', 0]
+        );
+    }
+
+    #[test]
     fn zeros_are_not_a_frame() {
         assert_eq!(parse(&[0u8; 64]), Frame::Bad("zero-length frame"));
     }
