@@ -264,6 +264,24 @@ impl Db {
         let manifest = match Manifest::load(&*storage, &dir)? {
             Some(m) => m,
             None => {
+                // A new database writes its MANIFEST before any other file,
+                // so data files without one mean it was lost: refuse to open
+                // rather than start over on top of them.
+                let names = match storage.list(&dir) {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+                    Err(e) => return Err(Error::io(format!("listing {}", dir.display()), e)),
+                };
+                if let Some(data) = names
+                    .iter()
+                    .find(|n| parse_segment_name(n).is_some() || parse_snapshot_name(n).is_some())
+                {
+                    return Err(Error::corruption(
+                        dir.join(MANIFEST),
+                        0,
+                        format!("MANIFEST is missing but data file {data} exists"),
+                    ));
+                }
                 let m = Manifest {
                     snapshot: None,
                     wal_start: 1,
@@ -316,6 +334,7 @@ impl Db {
             }
         }
         let mut wal_bytes = 0;
+        let mut next_segment = segments.last().map_or(manifest.wal_start, |n| n + 1);
         for (i, &n) in segments.iter().enumerate() {
             let path = dir.join(segment_name(n));
             let bytes = storage
@@ -341,10 +360,15 @@ impl Db {
             wal_bytes += replayed.valid_len;
             if replayed.torn && !opts.read_only {
                 truncate(&*storage, &path, replayed.valid_len)?;
+                if replayed.valid_len == 0 {
+                    // The newest segment never got its header: it was
+                    // removed, and its number is used again so the segments
+                    // stay numbered without gaps.
+                    next_segment = n;
+                }
             }
         }
 
-        let next_segment = segments.last().map_or(manifest.wal_start, |n| n + 1);
         let writer = if opts.read_only {
             None
         } else {
@@ -880,10 +904,12 @@ fn close(inner: &Inner, workers: &Mutex<Option<Workers>>) -> Result<()> {
     if let Some(w) = workers.lock().unwrap_or_else(|e| e.into_inner()).take() {
         w.stop();
     }
-    let result = if inner.state.load(Ordering::Acquire) == OPEN && !inner.opts.read_only {
-        inner.sync_now().map(|_| ())
-    } else {
-        Ok(())
+    let result = match inner.state.load(Ordering::Acquire) {
+        OPEN if !inner.opts.read_only => inner.sync_now().map(|_| ()),
+        OPEN => Ok(()),
+        // Everything is released all the same; the caller learns that the
+        // last writes may not be on disk.
+        _ => Err(inner.poisoned()),
     };
     inner.state.store(CLOSED, Ordering::Release);
     inner.commit.wake_all();

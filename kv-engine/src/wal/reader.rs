@@ -85,10 +85,12 @@ pub fn replay(
     let corrupt = |offset: usize, reason: &str| Error::corruption(path, offset as u64, reason);
     if bytes.len() < SEGMENT_HEADER_LEN {
         // A segment whose header never fully reached the disk holds nothing.
-        if last && (bytes.is_empty() || SEGMENT_MAGIC.starts_with(&bytes[..bytes.len().min(8)])) {
+        if last && SEGMENT_MAGIC.starts_with(&bytes[..bytes.len().min(8)]) {
+            // Created but its header never fully written (an empty file
+            // included): a torn tail of length zero.
             return Ok(Replayed {
                 valid_len: 0,
-                torn: !bytes.is_empty(),
+                torn: true,
                 records: 0,
             });
         }
