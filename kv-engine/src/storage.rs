@@ -100,7 +100,17 @@ impl StorageFile for RealFile {
 /// An `flock`-style lock held through an open file: released on drop and
 /// by the kernel when the process dies.
 #[derive(Debug)]
-struct FileLock(#[allow(dead_code)] File);
+struct FileLock(File);
+
+impl Drop for FileLock {
+    fn drop(&mut self) {
+        // Unlock explicitly rather than only closing the file: a child
+        // process forked by another thread shares the open file (until it
+        // execs), and closing our descriptor alone would leave the lock
+        // held through its copy.
+        let _ = self.0.unlock();
+    }
+}
 
 impl LockGuard for FileLock {}
 
