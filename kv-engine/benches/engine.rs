@@ -30,6 +30,7 @@
 
 use std::fmt::Write as _;
 use std::io::Write as _;
+use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -245,12 +246,20 @@ impl Reader for OursReader<'_> {
         Ok(self.0.get(key)?.map_or(0, |v| v.len()))
     }
     fn scan10(&mut self, start: &[u8]) -> R<usize> {
-        Ok(self
-            .0
-            .scan_range(start, &SCAN_END, 10)?
-            .iter()
-            .map(|(k, v)| k.len() + v.len())
-            .sum())
+        // The zero-copy range walk, like the peers' iterators (redb's
+        // guards, fjall's slices, sled's IVecs); `scan_range` would also
+        // copy each pair into new vectors.
+        let (mut n, mut seen) = (0, 0);
+        self.0.for_each_in(
+            Bound::Included(start),
+            Bound::Excluded(&SCAN_END[..]),
+            |e| {
+                n += e.key.len() + e.value.len();
+                seen += 1;
+                seen < 10
+            },
+        )?;
+        Ok(n)
     }
 }
 

@@ -1,35 +1,43 @@
-//! Compaction: a new snapshot from the old one and the closed WAL segments,
-//! then a new MANIFEST, then the old files go.
+//! Compaction: a fuzzy checkpoint of the live index becomes the new
+//! snapshot, then a new MANIFEST, then the old files go.
 //!
-//! 1. Under the writer lock (briefly): close the active segment `N` (written
-//!    and fsynced) and start `N + 1`. Writers go on in `N + 1`.
-//! 2. Without any lock: read segments `wal_start..=N` into a sorted map of
-//!    changes (memory bounded by the WAL size, not the database size), and
-//!    stream a merge of the old snapshot with those changes into
-//!    `snap-(N+1).snap.tmp`; fsync, rename to `snap-(N+1).snap`, fsync the
-//!    directory.
-//! 3. Replace the MANIFEST (`snapshot snap-(N+1).snap`, `wal_start N+1`):
+//! 1. Under the writer lock (briefly): close the active segment `N`
+//!    (written, truncated, fsynced) and start `N + 1`. Every write from now
+//!    on lands in segments `N + 1` and later.
+//! 2. Copy the live index into `snap-(N+1).snap.tmp` in key order, a chunk
+//!    of keys at a time under a short read lock, so reads and writes go on.
+//!    Each key is copied as it is at that moment: some after writes that
+//!    happened after step 1. That is safe because recovery replays segments
+//!    `N + 1..` on top of the snapshot, and every record in them is an
+//!    absolute value (a set, a delete, or the result of an increment): each
+//!    key written after step 1 ends up with its last written value whatever
+//!    the snapshot held for it, and every other key holds the same value at
+//!    every moment after step 1.
+//! 3. Sync the WAL: whatever the snapshot copied is now durable in segments
+//!    `N + 1..` too (so a snapshot never holds a write, or half a batch, that
+//!    a failed WAL write lost). Then fsync the snapshot, rename it to
+//!    `snap-(N+1).snap`, fsync the directory.
+//! 4. Replace the MANIFEST (`snapshot snap-(N+1).snap`, `wal_start N+1`):
 //!    temp file, fsync, rename, fsync the directory.
-//! 4. Only now delete segments `..=N` and the old snapshot.
+//! 5. Only now delete segments `..=N` and the old snapshot.
 //!
-//! A crash before step 3 leaves the old MANIFEST, whose files all still
+//! A crash before step 4 leaves the old MANIFEST, whose files all still
 //! exist; a crash after it leaves the new one. Either way recovery finds a
-//! complete state, and removes the leftovers. The live index is never
-//! locked for long, so reads and writes go on during compaction.
+//! complete state, and removes the leftovers. Memory is one chunk of keys,
+//! whatever the size of the database.
 
-use std::collections::BTreeMap;
+use std::ops::Bound;
 use std::sync::atomic::Ordering;
 
 use crate::db::Inner;
 use crate::error::{Error, Result};
 use crate::manifest::Manifest;
-use crate::snapshot::{self, snapshot_name, SnapshotWriter};
+use crate::snapshot::{snapshot_name, SnapshotWriter};
 use crate::stats::Counters;
-use crate::wal::reader::{self, Change};
 use crate::wal::writer::segment_name;
 
-/// A change from the WAL: the new value and expiry, or `None` for deleted.
-type Changes = BTreeMap<Vec<u8>, Option<(Vec<u8>, u64)>>;
+/// Keys copied per read lock.
+const CHUNK: usize = 1024;
 
 pub(crate) fn compact(inner: &Inner) -> Result<()> {
     let _one_at_a_time = inner.compaction.lock().unwrap_or_else(|e| e.into_inner());
@@ -59,79 +67,42 @@ pub(crate) fn compact(inner: &Inner) -> Result<()> {
     let storage = &*inner.storage;
     let dir = &inner.dir;
 
-    // 2. Changes from the closed segments, merged into a new snapshot.
-    let mut changes: Changes = BTreeMap::new();
-    for n in old.wal_start..=closed {
-        let path = dir.join(segment_name(n));
-        let bytes = match storage.read(&path) {
-            Ok(b) => b,
-            // A segment removed as an empty torn tail at open.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
-        };
-        reader::replay(&path, n, &bytes, false, |group| {
-            for change in group {
-                match *change {
-                    Change::Set {
-                        key,
-                        value,
-                        expires_at,
-                    } => {
-                        changes.insert(key.to_vec(), Some((value.to_vec(), expires_at)));
-                    }
-                    Change::Delete { key } => {
-                        changes.insert(key.to_vec(), None);
-                    }
-                }
-            }
-        })?;
-    }
+    // 2. The live index, chunk by chunk, in key order.
     let now = inner.now_ms();
     let drop_expired = inner.opts.enforce_ttl;
-    let keep = |expires_at: u64| !drop_expired || expires_at == 0 || expires_at > now;
     let name = snapshot_name(new_start);
     let tmp = dir.join(format!("{name}.tmp"));
     let mut writer = SnapshotWriter::create(storage, &tmp, now, new_start)?;
-    let mut pending = changes.iter().peekable();
-    if let Some(old_name) = &old.snapshot {
-        snapshot::read(storage, &dir.join(old_name), |key, value, expires_at| {
-            // Changed keys that sort before this one come first.
-            while let Some((k, change)) = pending.peek() {
-                if k.as_slice() >= key {
-                    break;
-                }
-                if let Some((v, e)) = change {
-                    if keep(*e) {
-                        writer.add(k, v, *e)?;
-                    }
-                }
-                pending.next();
-            }
-            match pending.peek() {
-                Some((k, change)) if k.as_slice() == key => {
-                    if let Some((v, e)) = change {
-                        if keep(*e) {
-                            writer.add(k, v, *e)?;
-                        }
-                    }
-                    pending.next();
-                }
-                _ => {
-                    if keep(expires_at) {
-                        writer.add(key, value, expires_at)?;
-                    }
-                }
-            }
-            Ok(())
-        })?;
-    }
-    for (k, change) in pending {
-        if let Some((v, e)) = change {
-            if keep(*e) {
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let chunk: Vec<(Vec<u8>, Vec<u8>, u64)> = {
+            let index = inner.read_index();
+            let start = match &after {
+                Some(k) => Bound::Excluded(k.as_slice()),
+                None => Bound::Unbounded,
+            };
+            index
+                .range(start, Bound::Unbounded)
+                .take(CHUNK)
+                .map(|e| (e.key.to_vec(), e.value.to_vec(), e.expires_at))
+                .collect()
+        };
+        let Some((last, _, _)) = chunk.last() else {
+            break;
+        };
+        after = Some(last.clone());
+        for (k, v, e) in &chunk {
+            if !drop_expired || *e == 0 || *e > now {
                 writer.add(k, v, *e)?;
             }
         }
+        if chunk.len() < CHUNK {
+            break;
+        }
     }
+
+    // 3. Everything copied is durable in the WAL too; then the snapshot.
+    inner.sync_now()?;
     let (_, bytes) = writer.finish()?;
     let path = dir.join(&name);
     storage
@@ -141,7 +112,7 @@ pub(crate) fn compact(inner: &Inner) -> Result<()> {
         .sync_dir(dir)
         .map_err(|e| Error::io(format!("syncing directory {}", dir.display()), e))?;
 
-    // 3. The new MANIFEST.
+    // 4. The new MANIFEST.
     let manifest = Manifest {
         snapshot: Some(name),
         wal_start: new_start,
@@ -151,7 +122,7 @@ pub(crate) fn compact(inner: &Inner) -> Result<()> {
     *inner.manifest.lock().unwrap_or_else(|e| e.into_inner()) = manifest;
     inner.snapshot_bytes.store(bytes, Ordering::Relaxed);
 
-    // 4. The files it replaces. A failure here only leaves garbage that the
+    // 5. The files it replaces. A failure here only leaves garbage that the
     // next open removes.
     for n in old.wal_start..=closed {
         let _ = storage.remove(&dir.join(segment_name(n)));

@@ -24,7 +24,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
@@ -123,6 +123,8 @@ pub(crate) fn from_expiry(e: u64) -> Option<Timestamp> {
 struct CommitState {
     durable: u64,
     leader: bool,
+    /// Writers waiting for their records to become durable.
+    waiting: usize,
 }
 
 /// Group commit: the first waiter becomes the leader and fsyncs for
@@ -131,6 +133,29 @@ struct CommitState {
 pub(crate) struct GroupCommit {
     state: Mutex<CommitState>,
     cv: Condvar,
+    /// Writers between entering a durable commit and leaving it.
+    active: AtomicUsize,
+    /// Last sequence number appended to the WAL buffer.
+    appended: AtomicU64,
+    /// Records the last fsync covered: the next leader waits (briefly) for
+    /// about as many before it syncs.
+    last_group: AtomicU64,
+}
+
+/// Counts a durable writer in [`GroupCommit::active`] for its lifetime.
+struct ActiveWriter<'a>(&'a AtomicUsize);
+
+impl<'a> ActiveWriter<'a> {
+    fn enter(active: &'a AtomicUsize) -> Self {
+        active.fetch_add(1, Ordering::AcqRel);
+        ActiveWriter(active)
+    }
+}
+
+impl Drop for ActiveWriter<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl GroupCommit {
@@ -166,7 +191,6 @@ pub(crate) struct Inner {
     pub(crate) compaction: Mutex<()>,
     pub(crate) snapshot_bytes: AtomicU64,
     lock: Mutex<Option<Box<dyn LockGuard>>>,
-    sample: AtomicU32,
     pub(crate) signal: Arc<Signal>,
 }
 
@@ -298,6 +322,16 @@ impl Db {
         let mut snapshot_bytes = 0;
         if let Some(name) = &manifest.snapshot {
             let path = dir.join(name);
+            // The header's count sizes the index. It is not checked yet
+            // (`read` checks it against the entries and the CRC), so it is
+            // capped by what the file can hold: an entry takes at least 4
+            // bytes.
+            let expected = snapshot::read_info(&*storage, &path)?.count;
+            let file_len = storage
+                .open(&path, crate::storage::OpenMode::Read)
+                .and_then(|f| f.len())
+                .map_err(|e| Error::io(format!("reading the size of {}", path.display()), e))?;
+            index.reserve(usize::try_from(expected.min(file_len / 4)).unwrap_or(0));
             let info = snapshot::read(&*storage, &path, |k, v, e| {
                 index.insert(k, v, e);
                 Ok(())
@@ -378,6 +412,7 @@ impl Db {
                 &dir,
                 next_segment,
                 wal_bytes,
+                opts.segment_size,
             )?)
         };
 
@@ -395,7 +430,6 @@ impl Db {
             compaction: Mutex::new(()),
             snapshot_bytes: AtomicU64::new(snapshot_bytes),
             lock: Mutex::new(Some(lock)),
-            sample: AtomicU32::new(0),
             signal: Arc::new(Signal::default()),
         });
         let workers = Workers::start(&inner);
@@ -428,13 +462,12 @@ impl Db {
         let inner = self.inner();
         let t0 = inner.start_sample();
         inner.check_open()?;
-        let now = inner.now_ms();
         let out = inner
             .read_index()
             .get(key)
-            .filter(|e| inner.visible(e, now))
+            .filter(|e| inner.visible_now(e))
             .map(|e| e.value.to_vec());
-        Counters::add(&inner.counters.gets, 1);
+        inner.counters.gets.add(1);
         inner.end_sample(t0, true);
         Ok(out)
     }
@@ -453,7 +486,7 @@ impl Db {
                 value: e.value.to_vec(),
                 expires_at: from_expiry(e.expires_at),
             });
-        Counters::add(&inner.counters.gets, 1);
+        inner.counters.gets.add(1);
         Ok(out)
     }
 
@@ -466,10 +499,9 @@ impl Db {
     ) -> Result<T> {
         let inner = self.inner();
         inner.check_open()?;
-        let now = inner.now_ms();
         let index = inner.read_index();
-        Counters::add(&inner.counters.gets, 1);
-        Ok(f(index.get(key).filter(|e| inner.visible(e, now))))
+        inner.counters.gets.add(1);
+        Ok(f(index.get(key).filter(|e| inner.visible_now(e))))
     }
 
     /// Whether `key` exists (and has not expired).
@@ -877,7 +909,7 @@ impl Db {
             wal_bytes,
             wal_segment,
             snapshot_bytes: load(&inner.snapshot_bytes),
-            gets: load(&c.gets),
+            gets: c.gets.sum(),
             writes: load(&c.writes),
             deletes: load(&c.deletes),
             batches: load(&c.batches),
@@ -905,7 +937,7 @@ fn close(inner: &Inner, workers: &Mutex<Option<Workers>>) -> Result<()> {
         w.stop();
     }
     let result = match inner.state.load(Ordering::Acquire) {
-        OPEN if !inner.opts.read_only => inner.sync_now().map(|_| ()),
+        OPEN if !inner.opts.read_only => inner.finish_wal(),
         OPEN => Ok(()),
         // Everything is released all the same; the caller learns that the
         // last writes may not be on disk.
@@ -990,6 +1022,12 @@ impl Inner {
         !self.opts.enforce_ttl || e.expires_at == 0 || e.expires_at > now
     }
 
+    /// Like [`visible`](Self::visible), reading the clock only for entries
+    /// that can expire.
+    fn visible_now(&self, e: &EntryRef<'_>) -> bool {
+        !self.opts.enforce_ttl || e.expires_at == 0 || e.expires_at > self.now_ms()
+    }
+
     pub(crate) fn check_open(&self) -> Result<()> {
         match self.state.load(Ordering::Acquire) {
             OPEN => Ok(()),
@@ -1030,14 +1068,7 @@ impl Inner {
     }
 
     fn start_sample(&self) -> Option<Instant> {
-        let every = self.opts.latency_sample_every;
-        if every == 0 {
-            return None;
-        }
-        self.sample
-            .fetch_add(1, Ordering::Relaxed)
-            .is_multiple_of(every)
-            .then(Instant::now)
+        crate::stats::sample_now(self.opts.latency_sample_every).then(Instant::now)
     }
 
     fn end_sample(&self, t0: Option<Instant>, read: bool) {
@@ -1062,6 +1093,8 @@ impl Inner {
     ) -> Result<T> {
         let t0 = self.start_sample();
         self.check_writable()?;
+        let waits = durable && self.opts.sync == SyncMode::Always;
+        let _active = waits.then(|| ActiveWriter::enter(&self.commit.active));
         let mut guard = self.lock_writer();
         self.check_writable()?;
         let Some(wal) = guard.as_mut() else {
@@ -1134,6 +1167,7 @@ impl Inner {
             );
         }
         let seq = wal.append(&frames);
+        self.commit.appended.store(seq, Ordering::Release);
         if wal.should_flush() {
             if let Err(e) = wal.flush() {
                 self.poison(&e);
@@ -1179,7 +1213,7 @@ impl Inner {
         if compact {
             crate::workers::request_compaction(self);
         }
-        if durable && self.opts.sync == SyncMode::Always {
+        if waits {
             self.wait_durable(seq)?;
         }
         self.end_sample(t0, false);
@@ -1249,27 +1283,80 @@ impl Inner {
         }
     }
 
+    /// Writes what is buffered, cuts the active segment's preallocated tail
+    /// and fsyncs (at close).
+    fn finish_wal(&self) -> Result<()> {
+        let mut guard = self.lock_writer();
+        let Some(wal) = guard.as_mut() else {
+            return Ok(());
+        };
+        match wal.finish() {
+            Ok(_) => {
+                Counters::add(&self.counters.fsyncs, 1);
+                self.commit.mark_durable(wal.seq());
+                Ok(())
+            }
+            Err(e) => {
+                self.poison(&e);
+                Err(e)
+            }
+        }
+    }
+
     /// Waits until record `seq` is durable, leading an fsync when nobody
     /// else is.
     fn wait_durable(&self, seq: u64) -> Result<()> {
         let mut st = self.commit.lock();
-        loop {
-            self.check_open()?;
+        st.waiting += 1;
+        let result = loop {
+            if let Err(e) = self.check_open() {
+                break Err(e);
+            }
             if st.durable >= seq {
-                return Ok(());
+                break Ok(());
             }
             if st.leader {
                 st = self.commit.cv.wait(st).unwrap_or_else(|e| e.into_inner());
                 continue;
             }
             st.leader = true;
+            // Gather: when the last fsync covered several writers, they are
+            // likely on their way back with new records; wait a moment (a
+            // few yields, bounded) until about as many are appended, so one
+            // fsync covers them all. A lone writer never waits.
+            let target = self.commit.last_group.load(Ordering::Relaxed).max(1);
+            let before = st.durable;
+            let mut yields = 0;
+            while self
+                .commit
+                .appended
+                .load(Ordering::Acquire)
+                .saturating_sub(before)
+                < target
+                && self.commit.active.load(Ordering::Acquire) > 1
+                && yields < 64
+            {
+                drop(st);
+                std::thread::yield_now();
+                st = self.commit.lock();
+                yields += 1;
+            }
             drop(st);
-            let result = self.sync_now();
+            let synced = self.sync_now();
             st = self.commit.lock();
             st.leader = false;
+            if let Ok(upto) = synced {
+                self.commit
+                    .last_group
+                    .store(upto.saturating_sub(before), Ordering::Relaxed);
+            }
             self.commit.cv.notify_all();
-            result?;
-        }
+            if let Err(e) = synced {
+                break Err(e);
+            }
+        };
+        st.waiting -= 1;
+        result
     }
 }
 

@@ -116,6 +116,15 @@ impl Index {
         Self::default()
     }
 
+    /// Makes room for `additional` more keys without growing the slab and
+    /// the hash table one doubling at a time.
+    pub fn reserve(&mut self, additional: usize) {
+        self.slots.reserve(additional);
+        let (slots, hasher) = (&self.slots, &self.hasher);
+        self.table
+            .reserve(additional, |&o| hasher.hash_one(slots[o as usize].key()));
+    }
+
     /// Number of keys.
     pub fn len(&self) -> usize {
         self.table.len()

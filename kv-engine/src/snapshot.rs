@@ -213,6 +213,42 @@ impl ChunkReader {
     }
 }
 
+/// Reads only the header of the snapshot at `path` (unchecked: the CRC is
+/// verified by [`read`]). Used to size the index before loading.
+pub fn read_info(storage: &dyn Storage, path: &Path) -> Result<SnapshotInfo> {
+    let file = storage
+        .open(path, OpenMode::Read)
+        .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+    let mut h = [0u8; HEADER_LEN];
+    let mut got = 0;
+    while got < HEADER_LEN {
+        let n = file
+            .read_at(&mut h[got..], got as u64)
+            .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+        if n == 0 {
+            return Err(Error::corruption(
+                path,
+                got as u64,
+                "snapshot shorter than its header",
+            ));
+        }
+        got += n;
+    }
+    if &h[..8] != MAGIC {
+        return Err(Error::corruption(path, 0, "not a snapshot (bad magic)"));
+    }
+    let u64_at = |i: usize| {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(&h[i..i + 8]);
+        u64::from_le_bytes(a)
+    };
+    Ok(SnapshotInfo {
+        timestamp: u64_at(12),
+        count: u64_at(20),
+        wal_start: u64_at(28),
+    })
+}
+
 /// Reads the snapshot at `path`, calling `entry` for each entry in order,
 /// and checks the CRC at the end. When this returns an error, whatever
 /// `entry` saw must be thrown away.

@@ -75,10 +75,63 @@ impl Histogram {
     }
 }
 
+/// A counter spread over cache lines, so threads adding at once do not
+/// fight over one (reads on several threads would otherwise serialise on
+/// it).
+#[derive(Debug, Default)]
+pub(crate) struct Striped {
+    stripes: [Padded; 16],
+}
+
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct Padded(AtomicU64);
+
+fn stripe() -> usize {
+    use std::sync::atomic::AtomicUsize;
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static STRIPE: usize = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    STRIPE.with(|s| *s)
+}
+
+impl Striped {
+    pub(crate) fn add(&self, n: u64) {
+        self.stripes[stripe() % 16]
+            .0
+            .fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn sum(&self) -> u64 {
+        self.stripes
+            .iter()
+            .map(|p| p.0.load(Ordering::Relaxed))
+            .sum()
+    }
+}
+
+/// Whether this thread should time its next operation: every `every`-th
+/// call per thread (a thread-local count, so it costs no shared write).
+pub(crate) fn sample_now(every: u32) -> bool {
+    use std::cell::Cell;
+    thread_local! {
+        static COUNT: Cell<u32> = const { Cell::new(0) };
+    }
+    if every == 0 {
+        return false;
+    }
+    COUNT.with(|c| {
+        let n = c.get().wrapping_add(1);
+        c.set(n);
+        n % every == 0
+    })
+}
+
 /// Counters kept by the database.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
-    pub(crate) gets: AtomicU64,
+    pub(crate) gets: Striped,
     pub(crate) writes: AtomicU64,
     pub(crate) deletes: AtomicU64,
     pub(crate) batches: AtomicU64,

@@ -155,7 +155,10 @@ pub fn replay(
                     Frame::Bad(r) => r,
                     _ => "record cut short",
                 };
-                if !last || valid_frame_after(&bytes[at..]) {
+                // Zeros to the end (a preallocated tail) hold no frame; only
+                // other bytes need the scan for a valid frame after this one.
+                let zeros = bytes[at..].iter().all(|&b| b == 0);
+                if !last || (!zeros && valid_frame_after(&bytes[at..])) {
                     return Err(corrupt(at, reason));
                 }
                 let cut = batch.as_ref().map_or(at, |(start, _, _)| *start);

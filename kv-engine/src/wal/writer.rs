@@ -2,6 +2,12 @@
 //! active segment file, segment rotation, and sequence numbers for group
 //! commit.
 //!
+//! Segment files are preallocated (sparse, in steps of [`PREALLOC_STEP`]) so
+//! that an fsync after a write does not also have to commit a new file size;
+//! the writer writes at its own position, and a closed segment is truncated
+//! to its real length. A zero-filled tail is what recovery expects of the
+//! newest segment anyway (a torn tail).
+//!
 //! Every record gets a sequence number when it is appended to the buffer.
 //! `flush` writes the buffer to the file (one `write`), and `sync` makes
 //! what was written durable. Callers hold the writer's mutex for `append`
@@ -31,6 +37,9 @@ pub fn parse_segment_name(name: &str) -> Option<u64> {
 /// Bytes kept in memory before a `write` even when nobody asked for one.
 const FLUSH_THRESHOLD: usize = 256 * 1024;
 
+/// A segment file is extended (sparsely) this much at a time.
+pub const PREALLOC_STEP: u64 = 4 << 20;
+
 #[derive(Debug)]
 pub struct WalWriter {
     storage: Arc<dyn Storage>,
@@ -39,6 +48,10 @@ pub struct WalWriter {
     segment: u64,
     /// Bytes in the active segment, written or buffered.
     segment_len: u64,
+    /// Bytes of the active segment on disk (written; the buffer excluded).
+    written_len: u64,
+    /// The active segment file's length, preallocation included.
+    allocated: u64,
     buffer: Vec<u8>,
     /// Last sequence number handed out.
     seq: u64,
@@ -46,43 +59,61 @@ pub struct WalWriter {
     written_seq: u64,
     /// Bytes of segments closed since the last snapshot.
     closed_bytes: u64,
+    /// Preallocation step.
+    prealloc: u64,
 }
 
-/// Creates segment `n`: header written and synced, directory synced.
-fn create_segment(storage: &dyn Storage, dir: &Path, n: u64) -> Result<Arc<dyn StorageFile>> {
+/// Creates segment `n`: header written, file preallocated and synced,
+/// directory synced. Returns the file and its allocated length.
+fn create_segment(
+    storage: &dyn Storage,
+    dir: &Path,
+    n: u64,
+    prealloc: u64,
+) -> Result<(Arc<dyn StorageFile>, u64)> {
     let path = dir.join(segment_name(n));
     let file = storage
         .open(&path, OpenMode::Create)
         .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
     file.write_all(&segment_header(n))
         .map_err(|e| Error::io(format!("writing the header of {}", path.display()), e))?;
+    let allocated = prealloc.max(super::format::SEGMENT_HEADER_LEN as u64);
+    file.set_len(allocated)
+        .map_err(|e| Error::io(format!("preallocating {}", path.display()), e))?;
     file.sync_data()
         .map_err(|e| Error::io(format!("syncing {}", path.display()), e))?;
     storage
         .sync_dir(dir)
         .map_err(|e| Error::io(format!("syncing directory {}", dir.display()), e))?;
-    Ok(file)
+    Ok((file, allocated))
 }
 
 impl WalWriter {
-    /// Starts writing in a new segment `n`.
+    /// Starts writing in a new segment `n`, preallocated in steps of
+    /// [`PREALLOC_STEP`] (or `segment_size` when smaller).
     pub fn create(
         storage: Arc<dyn Storage>,
         dir: &Path,
         n: u64,
         closed_bytes: u64,
+        segment_size: u64,
     ) -> Result<Self> {
-        let file = create_segment(&*storage, dir, n)?;
+        let prealloc = PREALLOC_STEP.min(segment_size);
+        let (file, allocated) = create_segment(&*storage, dir, n, prealloc)?;
+        let header = super::format::SEGMENT_HEADER_LEN as u64;
         Ok(WalWriter {
             storage,
             dir: dir.to_owned(),
             file,
             segment: n,
-            segment_len: super::format::SEGMENT_HEADER_LEN as u64,
+            segment_len: header,
+            written_len: header,
+            allocated,
             buffer: Vec::with_capacity(64 * 1024),
             seq: 0,
             written_seq: 0,
             closed_bytes,
+            prealloc,
         })
     }
 
@@ -125,15 +156,21 @@ impl WalWriter {
     /// number now written, for a `sync_data` outside the caller's lock.
     pub fn flush(&mut self) -> Result<(Arc<dyn StorageFile>, u64)> {
         if !self.buffer.is_empty() {
-            self.file.write_all(&self.buffer).map_err(|e| {
-                Error::io(
-                    format!(
-                        "writing {}",
-                        self.dir.join(segment_name(self.segment)).display()
-                    ),
-                    e,
-                )
-            })?;
+            let path = || self.dir.join(segment_name(self.segment));
+            let end = self.written_len + self.buffer.len() as u64;
+            if end > self.allocated {
+                // Extend ahead of the data, so most fsyncs find the size
+                // unchanged.
+                let target = end.div_ceil(self.prealloc) * self.prealloc;
+                self.file
+                    .set_len(target)
+                    .map_err(|e| Error::io(format!("extending {}", path().display()), e))?;
+                self.allocated = target;
+            }
+            self.file
+                .write_at(&self.buffer, self.written_len)
+                .map_err(|e| Error::io(format!("writing {}", path().display()), e))?;
+            self.written_len = end;
             self.buffer.clear();
             if self.buffer.capacity() > 4 * FLUSH_THRESHOLD {
                 self.buffer.shrink_to(64 * 1024);
@@ -143,25 +180,33 @@ impl WalWriter {
         Ok((Arc::clone(&self.file), self.written_seq))
     }
 
+    /// Writes the buffer, cuts the preallocated tail and syncs: the segment
+    /// ends exactly after its last record.
+    pub fn finish(&mut self) -> Result<Arc<dyn StorageFile>> {
+        let (file, _) = self.flush()?;
+        let path = self.dir.join(segment_name(self.segment));
+        file.set_len(self.written_len)
+            .map_err(|e| Error::io(format!("truncating {}", path.display()), e))?;
+        self.allocated = self.written_len;
+        file.sync_data()
+            .map_err(|e| Error::io(format!("syncing {}", path.display()), e))?;
+        Ok(file)
+    }
+
     /// Closes the active segment (written and synced) and starts segment
     /// `n + 1`. Returns the closed segment's number; everything up to the
     /// current sequence number is durable afterwards.
     pub fn rotate(&mut self) -> Result<u64> {
-        let (file, _) = self.flush()?;
-        file.sync_data().map_err(|e| {
-            Error::io(
-                format!(
-                    "syncing {}",
-                    self.dir.join(segment_name(self.segment)).display()
-                ),
-                e,
-            )
-        })?;
+        self.finish()?;
         let closed = self.segment;
-        self.file = create_segment(&*self.storage, &self.dir, closed + 1)?;
+        let (file, allocated) =
+            create_segment(&*self.storage, &self.dir, closed + 1, self.prealloc)?;
+        self.file = file;
+        self.allocated = allocated;
         self.closed_bytes += self.segment_len;
         self.segment = closed + 1;
         self.segment_len = super::format::SEGMENT_HEADER_LEN as u64;
+        self.written_len = self.segment_len;
         Ok(closed)
     }
 
