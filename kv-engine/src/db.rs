@@ -375,6 +375,11 @@ impl Db {
                 .read(&path)
                 .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
             let last = i + 1 == segments.len();
+            // Size the index for the segment's records up front, so replay
+            // does not rehash the table doubling by doubling.
+            if let Some(body) = bytes.get(format::SEGMENT_HEADER_LEN..) {
+                index.reserve(format::count_frames(body));
+            }
             let replayed = reader::replay(&path, n, &bytes, last, |group| {
                 for change in group {
                     match *change {
@@ -403,6 +408,7 @@ impl Db {
             }
         }
 
+        index.trim();
         let writer = if opts.read_only {
             None
         } else {

@@ -125,6 +125,21 @@ impl Index {
             .reserve(additional, |&o| hasher.hash_one(slots[o as usize].key()));
     }
 
+    /// Gives back capacity reserved beyond twice what is used (after a
+    /// replay that overwrote the same keys many times).
+    pub fn trim(&mut self) {
+        if self.slots.capacity() > 2 * self.slots.len() + 1024 {
+            self.slots
+                .shrink_to(self.slots.len() + self.slots.len() / 4);
+        }
+        if self.table.capacity() > 2 * self.table.len() + 1024 {
+            let (slots, hasher) = (&self.slots, &self.hasher);
+            self.table.shrink_to(self.table.len(), |&o| {
+                hasher.hash_one(slots[o as usize].key())
+            });
+        }
+    }
+
     /// Number of keys.
     pub fn len(&self) -> usize {
         self.table.len()

@@ -131,6 +131,22 @@ pub enum Frame<'a> {
     Bad(&'static str),
 }
 
+/// Counts the frames of a segment's body by their length fields alone
+/// (no checksums): an upper bound of the records in it, for sizing.
+pub fn count_frames(body: &[u8]) -> usize {
+    let mut at = 0;
+    let mut n = 0;
+    while at + FRAME_HEADER_LEN <= body.len() {
+        let len = u32::from_le_bytes([body[at], body[at + 1], body[at + 2], body[at + 3]]) as usize;
+        if len == 0 || len > MAX_PAYLOAD_LEN {
+            break;
+        }
+        at += FRAME_HEADER_LEN + len;
+        n += 1;
+    }
+    n
+}
+
 /// Parses the frame at the start of `buf`.
 pub fn parse(buf: &[u8]) -> Frame<'_> {
     if buf.len() < FRAME_HEADER_LEN {
