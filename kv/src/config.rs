@@ -233,12 +233,26 @@ impl Default for EngineSection {
 pub struct SqliteSection {
     /// Database file, or `:memory:`. Default `./kv.db`.
     pub path: PathBuf,
+    /// Table holding the records: letters, digits and `_`, not starting
+    /// with a digit, at most 63 characters. Default `kv_store`.
+    pub table: String,
+    /// `normal` (survives a process crash; the default, SQLite's advice
+    /// with WAL), `full` (survives power loss) or `off`.
+    pub synchronous: String,
+    /// Milliseconds to wait for another process's write lock. Default 5000.
+    pub busy_timeout_ms: u64,
+    /// Read connections, each on its own thread. Default: CPUs, at most 4.
+    pub readers: Option<usize>,
 }
 
 impl Default for SqliteSection {
     fn default() -> Self {
         SqliteSection {
             path: PathBuf::from("./kv.db"),
+            table: "kv_store".into(),
+            synchronous: "normal".into(),
+            busy_timeout_ms: 5000,
+            readers: None,
         }
     }
 }
@@ -325,6 +339,14 @@ pub struct StoreConfig {
     pub s3: S3Section,
     /// Cache layer; absent = no cache.
     pub cache: Option<CacheSection>,
+}
+
+/// Whether `name` matches `^[A-Za-z_][A-Za-z0-9_]{0,62}$` (table names).
+pub fn valid_table_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && name.len() <= 63
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// The backend used when a config names none: the engine when compiled
@@ -598,6 +620,27 @@ impl StoreConfig {
             return Err(Error::config(
                 field("engine.max_wal_size"),
                 "must be at least engine.segment_size",
+            ));
+        }
+        if !matches!(
+            self.sqlite.synchronous.trim().to_ascii_lowercase().as_str(),
+            "normal" | "full" | "off"
+        ) {
+            return Err(Error::config(
+                field("sqlite.synchronous"),
+                format!(
+                    "{:?}: expected normal, full or off",
+                    self.sqlite.synchronous
+                ),
+            ));
+        }
+        if !valid_table_name(&self.sqlite.table) {
+            return Err(Error::config(
+                field("sqlite.table"),
+                format!(
+                    "{:?}: use letters, digits and '_', not starting with a digit, at most 63 characters",
+                    self.sqlite.table
+                ),
             ));
         }
         if let Some(cache) = &self.cache {

@@ -25,7 +25,7 @@
 //! |---|---|---|
 //! | (always) | `memory:` | available |
 //! | `engine` (default) | `engine:PATH`, the embedded WAL + snapshot engine | available |
-//! | `sqlite` | `sqlite:PATH` | not yet in this build |
+//! | `sqlite` | `sqlite:PATH`, `sqlite::memory:` | available |
 //! | `postgres` | `postgres://…` | not yet in this build |
 //! | `s3` | `s3://bucket/prefix` | not yet in this build |
 //! | `cache` | the `[cache]` layer over any backend | not yet in this build |
@@ -54,6 +54,11 @@ use std::sync::Arc;
 
 pub use config::{BackendKind, StoreConfig};
 pub use kv_core::*;
+
+/// The SQLite backend (feature `sqlite`).
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub use kv_backend_sqlite as sqlite;
 
 /// The embedded engine (feature `engine`).
 #[cfg(feature = "engine")]
@@ -100,6 +105,8 @@ async fn open_backend(kind: BackendKind, config: &StoreConfig) -> Result<Arc<dyn
         BackendKind::Memory => Ok(Arc::new(MemoryBackend::new())),
         #[cfg(feature = "engine")]
         BackendKind::Engine => open_engine(config).await,
+        #[cfg(feature = "sqlite")]
+        BackendKind::Sqlite => open_sqlite(config).await,
         other => {
             let feature = other.feature().unwrap_or("full");
             if cfg_feature_enabled(other) {
@@ -132,6 +139,20 @@ async fn open_engine(config: &StoreConfig) -> Result<Arc<dyn Backend>> {
         .await
         .map_err(|e| Error::backend("engine", false, e))??;
     Ok(Arc::new(backend))
+}
+
+#[cfg(feature = "sqlite")]
+async fn open_sqlite(config: &StoreConfig) -> Result<Arc<dyn Backend>> {
+    use kv_backend_sqlite::{SqliteOptions, SqliteStore};
+    let section = &config.sqlite;
+    let mut options = SqliteOptions::new(&section.path)
+        .table(section.table.clone())
+        .synchronous(section.synchronous.parse()?)
+        .busy_timeout(std::time::Duration::from_millis(section.busy_timeout_ms));
+    if let Some(n) = section.readers {
+        options = options.readers(n);
+    }
+    Ok(Arc::new(SqliteStore::open(options).await?))
 }
 
 fn cfg_feature_enabled(kind: BackendKind) -> bool {

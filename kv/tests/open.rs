@@ -148,3 +148,48 @@ mod engine {
         assert!(e.to_string().contains("engine.segment_size"), "{e}");
     }
 }
+
+#[cfg(feature = "sqlite")]
+mod sqlite {
+    use dataknobs_kv::{open, open_url, StoreConfig, Value};
+
+    #[tokio::test]
+    async fn sqlite_url_and_config_open_the_sqlite_backend() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:{}", dir.path().join("kv.db").display());
+        {
+            let store = open_url(&url).await.unwrap();
+            store.set("a.b", 1.into()).await.unwrap();
+            store.close().await.unwrap();
+        }
+        let store = open_url(&url).await.unwrap();
+        assert_eq!(store.get("a.b").await.unwrap(), Some(Value::Int(1)));
+        assert_eq!(store.stats().await.unwrap().backend.backend, "sqlite");
+
+        let mem = open_url("sqlite::memory:").await.unwrap();
+        mem.set("k", "v".into()).await.unwrap();
+        assert_eq!(mem.get("k").await.unwrap(), Some(Value::from("v")));
+
+        let toml = format!(
+            "[store]\nbackend = \"sqlite\"\nnamespace = \"t\"\n[sqlite]\npath = {:?}\ntable = \"custom\"\nsynchronous = \"full\"\n",
+            dir.path().join("other.db")
+        );
+        let config = StoreConfig::from_toml_str(&toml, "kv.toml").unwrap();
+        let store = open(&config).await.unwrap();
+        store.set("x", 1.into()).await.unwrap();
+        let fields = store.stats().await.unwrap().backend.fields;
+        assert_eq!(fields["table"], "custom");
+        assert_eq!(fields["synchronous"], "full");
+    }
+
+    #[tokio::test]
+    async fn bad_sqlite_settings_are_refused() {
+        for (toml, field) in [
+            ("[sqlite]\ntable = \"kv; DROP TABLE x\"\n", "sqlite.table"),
+            ("[sqlite]\nsynchronous = \"fast\"\n", "sqlite.synchronous"),
+        ] {
+            let e = StoreConfig::from_toml_str(toml, "kv.toml").unwrap_err();
+            assert!(e.to_string().contains(field), "{e}");
+        }
+    }
+}
