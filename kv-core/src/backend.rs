@@ -18,7 +18,7 @@
 //!
 //! The optional fast paths ([`increment`](Backend::increment),
 //! [`delete_range`](Backend::delete_range), [`count`](Backend::count),
-//! [`read_value`](Backend::read_value),
+//! [`read_value`](Backend::read_value), [`scan_matching`](Backend::scan_matching),
 //! [`remove_expired`](Backend::remove_expired), [`scan_keys`](Backend::scan_keys),
 //! [`read_many`](Backend::read_many)) have default implementations on top of
 //! the primitives, in [`crate::ops`]; a backend overrides them only with a
@@ -32,6 +32,7 @@ use async_trait::async_trait;
 
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
+use crate::metadata::MetadataFilter;
 use crate::record::{Record, StoredValue};
 
 /// A condition checked atomically with a write or delete.
@@ -344,6 +345,22 @@ pub trait Backend: Send + Sync + fmt::Debug {
                 key: r.key,
             })
             .collect())
+    }
+
+    /// Up to `limit` records in `range` after `after`, in key order, whose
+    /// user metadata satisfies `filter` (expired ones included). Returning
+    /// fewer than `limit` means the range is exhausted. A native path may
+    /// also return records that do not match (the store checks the filter
+    /// again), but never skip one that does.
+    async fn scan_matching(
+        &self,
+        namespace: &str,
+        range: &KeyRange,
+        after: Option<&str>,
+        limit: usize,
+        filter: &MetadataFilter,
+    ) -> Result<Vec<Record>> {
+        crate::ops::scan_matching(self, namespace, range, after, limit, filter).await
     }
 
     /// Applies a batch all-or-nothing: every precondition is checked first,

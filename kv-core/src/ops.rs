@@ -98,6 +98,40 @@ pub async fn count<B: Backend + ?Sized>(
     }
 }
 
+/// Records in `range` whose user metadata satisfies `filter` (default of
+/// [`Backend::scan_matching`]): pages through `scan` until `limit` match or
+/// the range ends.
+pub async fn scan_matching<B: Backend + ?Sized>(
+    backend: &B,
+    namespace: &str,
+    range: &KeyRange,
+    after: Option<&str>,
+    limit: usize,
+    filter: &crate::metadata::MetadataFilter,
+) -> Result<Vec<Record>> {
+    let mut out = Vec::new();
+    let mut cursor = after.map(str::to_owned);
+    loop {
+        let page = backend
+            .scan(namespace, range, cursor.as_deref(), SCAN_PAGE)
+            .await?;
+        let full = page.len() == SCAN_PAGE;
+        cursor = page.last().map(|r| r.key.clone());
+        for record in page {
+            if filter.matches(&record.user) {
+                out.push(record);
+                if out.len() == limit {
+                    return Ok(out);
+                }
+            }
+        }
+        if !full {
+            return Ok(out);
+        }
+        page_break().await;
+    }
+}
+
 /// Removes expired records (default of [`Backend::remove_expired`]). A
 /// record rewritten since it was seen is left alone.
 pub async fn remove_expired<B: Backend + ?Sized>(

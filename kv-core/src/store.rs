@@ -1221,15 +1221,50 @@ impl KVStore for Store {
 
     async fn find_by_metadata(&self, pattern: &str, filter: &MetadataFilter) -> Result<Vec<Entry>> {
         let pattern = self.pattern(pattern)?;
+        if filter.conditions.is_empty() || pattern.exact_keys().is_some() {
+            let mut out = Vec::new();
+            self.walk_records(&pattern, None, |record| {
+                if filter.matches(&record.user) {
+                    out.push(self.entry_of(record)?);
+                }
+                Ok(true)
+            })
+            .await?;
+            return Ok(out);
+        }
+        // The backend narrows by the filter (a native path may use an index
+        // on metadata); the pattern, expiry and the filter itself are
+        // checked here.
+        let range = KeyRange::prefix(pattern.literal_prefix());
         let mut out = Vec::new();
-        self.walk_records(&pattern, None, |record| {
-            if filter.matches(&record.user) {
-                out.push(self.entry_of(record)?);
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = self
+                .backend_ref()
+                .scan_matching(
+                    &self.namespace,
+                    &range,
+                    cursor.as_deref(),
+                    SCAN_PAGE,
+                    filter,
+                )
+                .await?;
+            let full = page.len() == SCAN_PAGE;
+            cursor = page.last().map(|r| r.key.clone());
+            let now = self.now();
+            for record in page {
+                if !record.is_expired(now)
+                    && pattern.matches(&record.key)
+                    && filter.matches(&record.user)
+                {
+                    out.push(self.entry_of(record)?);
+                }
             }
-            Ok(true)
-        })
-        .await?;
-        Ok(out)
+            if !full {
+                return Ok(out);
+            }
+            crate::ops::page_break().await;
+        }
     }
 
     async fn ttl(&self, key: &str) -> Result<Ttl> {

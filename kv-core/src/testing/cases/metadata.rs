@@ -32,6 +32,7 @@ pub(super) fn cases() -> Vec<Case> {
         case!(metadata_find_by_exists_and_contains),
         case!(metadata_find_conjunction_within_pattern),
         case!(metadata_get_entry_agrees_with_get_metadata),
+        case!(metadata_find_pages_through_many_keys),
     ]
 }
 
@@ -523,5 +524,55 @@ async fn metadata_get_entry_agrees_with_get_metadata(
     ensure_eq!(entry.key, "k");
     ensure_eq!(entry.value, Value::from("v"));
     ensure_eq!(entry.metadata, md(&h.store, "k").await?);
+    Ok(())
+}
+
+async fn metadata_find_pages_through_many_keys(
+    f: &dyn BackendFactory,
+    _: &ConformanceOptions,
+) -> CaseResult {
+    let h = Harness::new(f).await?;
+    // 3,000 keys, one in seven tagged; more than a page of the store's
+    // walk, with matches on every page.
+    let mut want = Vec::new();
+    let mut batch = Vec::new();
+    for i in 0..3000u32 {
+        let key = format!("docs.{i:05}");
+        let tagged = i % 7 == 3;
+        if tagged {
+            want.push(key.clone());
+        }
+        let m = if tagged {
+            json!({"kind": "report", "tags": ["q3", "vip"], "n": i})
+        } else {
+            json!({"kind": "note", "tags": ["q3"], "n": i})
+        };
+        batch.push((key, m));
+    }
+    for (key, m) in batch {
+        h.store
+            .set_with(&key, 1.into(), SetOptions::new().metadata(meta(m)))
+            .await?;
+    }
+    h.store
+        .set_with(
+            "other.x",
+            1.into(),
+            SetOptions::new().metadata(meta(json!({"kind": "report", "tags": ["vip"]}))),
+        )
+        .await?;
+    let filter = MetadataFilter::new()
+        .eq("kind", "report")
+        .contains("tags", "vip")
+        .exists("n");
+    ensure_eq!(
+        keys_of(h.store.find_by_metadata("docs.*", &filter).await?),
+        want
+    );
+    let all = h
+        .store
+        .find_by_metadata("**", &MetadataFilter::new().eq("kind", "report"))
+        .await?;
+    ensure_eq!(all.len(), want.len() + 1);
     Ok(())
 }
