@@ -1,0 +1,345 @@
+//! The table, its versioned schema (created under an advisory lock), the
+//! SQL the backend runs, and rows ↔ records.
+//!
+//! ```sql
+//! CREATE TABLE kv_store (
+//!   namespace    TEXT COLLATE "C" NOT NULL,
+//!   key          TEXT COLLATE "C" NOT NULL,  -- byte order: prefix ranges use the key index
+//!   value        BYTEA   NOT NULL,           -- kv_core::Value::encode
+//!   value_type   TEXT    NOT NULL,
+//!   version      BIGINT  NOT NULL,
+//!   checksum     BIGINT  NOT NULL,           -- CRC32 of value
+//!   size         BIGINT  NOT NULL,
+//!   content_type TEXT,
+//!   created_at   BIGINT  NOT NULL,           -- ms since the epoch
+//!   updated_at   BIGINT  NOT NULL,
+//!   accessed_at  BIGINT,
+//!   expires_at   BIGINT,                     -- NULL = never
+//!   metadata     JSONB   NOT NULL,           -- user metadata
+//!   PRIMARY KEY (namespace, key)
+//! );
+//! CREATE INDEX kv_store_expires_at ON kv_store (expires_at) WHERE expires_at IS NOT NULL;
+//! CREATE INDEX kv_store_metadata ON kv_store USING GIN (metadata);
+//! CREATE TABLE kv_schema (tbl TEXT PRIMARY KEY, version INTEGER NOT NULL);
+//! ```
+
+use std::ops::Bound;
+use std::sync::Arc;
+
+use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::query::Query;
+use sqlx::{AssertSqlSafe, Postgres, Row};
+
+use kv_core::backend::KeyRange;
+use kv_core::{Error, Record, Result, SystemMetadata, Timestamp, UserMetadata, ValueType};
+
+/// The schema version this build writes and reads.
+pub const SCHEMA_VERSION: i32 = 1;
+
+/// Columns of a record, in the order the statements use.
+pub(crate) const COLUMNS: &str = "value, value_type, version, checksum, size, content_type, created_at, updated_at, accessed_at, expires_at, metadata";
+
+/// A statement text built from fixed fragments and a checked table name.
+pub(crate) type Text = Arc<str>;
+
+/// A query over a statement text.
+pub(crate) fn q(text: &Text) -> Query<'static, Postgres, PgArguments> {
+    sqlx::query(AssertSqlSafe(Arc::clone(text)))
+}
+
+/// DDL of a table, run once in a transaction under an advisory lock.
+pub(crate) fn ddl(t: &str) -> Vec<String> {
+    vec![
+        "CREATE TABLE IF NOT EXISTS kv_schema (tbl TEXT PRIMARY KEY, version INTEGER NOT NULL)"
+            .into(),
+        format!(
+            r#"CREATE TABLE IF NOT EXISTS "{t}" (
+                namespace    TEXT COLLATE "C" NOT NULL,
+                key          TEXT COLLATE "C" NOT NULL,
+                value        BYTEA   NOT NULL,
+                value_type   TEXT    NOT NULL,
+                version      BIGINT  NOT NULL,
+                checksum     BIGINT  NOT NULL,
+                size         BIGINT  NOT NULL,
+                content_type TEXT,
+                created_at   BIGINT  NOT NULL,
+                updated_at   BIGINT  NOT NULL,
+                accessed_at  BIGINT,
+                expires_at   BIGINT,
+                metadata     JSONB   NOT NULL,
+                PRIMARY KEY (namespace, key)
+            )"#
+        ),
+        format!(
+            r#"CREATE INDEX IF NOT EXISTS "{t}_expires_at" ON "{t}" (expires_at) WHERE expires_at IS NOT NULL"#
+        ),
+        format!(r#"CREATE INDEX IF NOT EXISTS "{t}_metadata" ON "{t}" USING GIN (metadata)"#),
+    ]
+}
+
+/// The statements of one table.
+#[derive(Debug, Clone)]
+pub(crate) struct Sql {
+    pub table: String,
+    pub read: Text,
+    pub read_value: Text,
+    pub read_many: Text,
+    pub upsert: Text,
+    pub insert_absent: Text,
+    pub update_version: Text,
+    pub delete: Text,
+    pub delete_version: Text,
+    pub exists: Text,
+    pub version_for_update: Text,
+    pub remove_expired: Text,
+    pub remove_expired_ns: Text,
+    pub namespaces: Text,
+}
+
+impl Sql {
+    pub(crate) fn new(t: &str) -> Sql {
+        let insert = format!(
+            r#"INSERT INTO "{t}" (namespace, key, {COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"#
+        );
+        let text = |s: String| -> Text { s.into() };
+        Sql {
+            table: t.to_owned(),
+            read: text(format!(
+                r#"SELECT {COLUMNS} FROM "{t}" WHERE namespace = $1 AND key = $2"#
+            )),
+            read_value: text(format!(
+                r#"SELECT value, checksum, expires_at FROM "{t}" WHERE namespace = $1 AND key = $2"#
+            )),
+            read_many: text(format!(
+                r#"SELECT key, {COLUMNS} FROM "{t}" WHERE namespace = $1 AND key = ANY($2)"#
+            )),
+            upsert: text(format!(
+                "{insert} ON CONFLICT (namespace, key) DO UPDATE SET value = EXCLUDED.value, \
+                 value_type = EXCLUDED.value_type, version = EXCLUDED.version, \
+                 checksum = EXCLUDED.checksum, size = EXCLUDED.size, \
+                 content_type = EXCLUDED.content_type, created_at = EXCLUDED.created_at, \
+                 updated_at = EXCLUDED.updated_at, accessed_at = EXCLUDED.accessed_at, \
+                 expires_at = EXCLUDED.expires_at, metadata = EXCLUDED.metadata"
+            )),
+            insert_absent: text(format!("{insert} ON CONFLICT (namespace, key) DO NOTHING")),
+            update_version: text(format!(
+                r#"UPDATE "{t}" SET value = $3, value_type = $4, version = $5, checksum = $6, size = $7, content_type = $8, created_at = $9, updated_at = $10, accessed_at = $11, expires_at = $12, metadata = $13 WHERE namespace = $1 AND key = $2 AND version = $14"#
+            )),
+            delete: text(format!(
+                r#"DELETE FROM "{t}" WHERE namespace = $1 AND key = $2 RETURNING expires_at"#
+            )),
+            delete_version: text(format!(
+                r#"DELETE FROM "{t}" WHERE namespace = $1 AND key = $2 AND version = $3 RETURNING expires_at"#
+            )),
+            exists: text(format!(
+                r#"SELECT 1 FROM "{t}" WHERE namespace = $1 AND key = $2"#
+            )),
+            version_for_update: text(format!(
+                r#"SELECT {COLUMNS} FROM "{t}" WHERE namespace = $1 AND key = $2 FOR UPDATE"#
+            )),
+            remove_expired: text(format!(r#"DELETE FROM "{t}" WHERE expires_at <= $1"#)),
+            remove_expired_ns: text(format!(
+                r#"DELETE FROM "{t}" WHERE expires_at <= $1 AND namespace = $2"#
+            )),
+            namespaces: text(format!(
+                r#"SELECT DISTINCT namespace FROM "{t}" ORDER BY namespace"#
+            )),
+        }
+    }
+
+    /// `<what> FROM t WHERE namespace = $1 <range> <middle> <tail>`, from
+    /// fixed fragments; returns the text and the number of the next
+    /// parameter. The caller binds `ns`, then the range's bounds
+    /// ([`Range::bind`]), then its own parameters from that number on.
+    pub(crate) fn ranged(
+        &self,
+        what: &str,
+        range: &Range,
+        middle: &str,
+        tail: &str,
+    ) -> (String, usize) {
+        let mut sql = format!(r#"{what} FROM "{}" WHERE namespace = $1"#, self.table);
+        let mut n = 2;
+        match range.lower {
+            Lower::None => {}
+            Lower::Included => {
+                sql.push_str(&format!(" AND key >= ${n}"));
+                n += 1;
+            }
+            Lower::Excluded => {
+                sql.push_str(&format!(" AND key > ${n}"));
+                n += 1;
+            }
+        }
+        if range.upper.is_some() {
+            sql.push_str(&format!(" AND key < ${n}"));
+            n += 1;
+        }
+        if !middle.is_empty() {
+            sql.push(' ');
+            sql.push_str(
+                &middle
+                    .replace("$N", &format!("${n}"))
+                    .replace("$M", &format!("${}", n + 1)),
+            );
+        }
+        sql.push(' ');
+        sql.push_str(tail);
+        (sql, n)
+    }
+}
+
+/// The kind of lower bound of a [`Range`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lower {
+    None,
+    Included,
+    Excluded,
+}
+
+/// A key range with its bounds as parameters.
+#[derive(Debug, Clone)]
+pub(crate) struct Range {
+    pub lower: Lower,
+    pub lo: String,
+    pub upper: Option<String>,
+}
+
+impl Range {
+    pub(crate) fn new(range: &KeyRange, after: Option<&str>) -> Range {
+        let (lower, lo) = match range.lower_bound(after) {
+            Bound::Included(k) => (Lower::Included, k.to_owned()),
+            Bound::Excluded(k) => (Lower::Excluded, k.to_owned()),
+            Bound::Unbounded => (Lower::None, String::new()),
+        };
+        Range {
+            lower,
+            lo,
+            upper: range.end.clone(),
+        }
+    }
+
+    /// Binds the bounds, in the order [`Sql::ranged`] numbered them.
+    pub(crate) fn bind<'q>(
+        &self,
+        mut query: Query<'q, Postgres, PgArguments>,
+    ) -> Query<'q, Postgres, PgArguments> {
+        if self.lower != Lower::None {
+            query = query.bind(self.lo.clone());
+        }
+        if let Some(hi) = &self.upper {
+            query = query.bind(hi.clone());
+        }
+        query
+    }
+}
+
+/// A record's column values, owned, in statement order after namespace and
+/// key.
+#[derive(Debug, Clone)]
+pub(crate) struct RowValues {
+    pub namespace: String,
+    pub key: String,
+    pub value: Vec<u8>,
+    pub value_type: String,
+    pub version: i64,
+    pub checksum: i64,
+    pub size: i64,
+    pub content_type: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub accessed_at: Option<i64>,
+    pub expires_at: Option<i64>,
+    pub metadata: serde_json::Value,
+}
+
+impl RowValues {
+    pub(crate) fn of(record: &Record) -> Result<RowValues> {
+        let m = &record.meta;
+        Ok(RowValues {
+            namespace: record.namespace.clone(),
+            key: record.key.clone(),
+            value: record.value.clone(),
+            value_type: m.value_type.name().into_owned(),
+            version: i64::try_from(m.version)
+                .map_err(|_| Error::codec("version does not fit a BIGINT"))?,
+            checksum: i64::from(m.checksum),
+            size: i64::try_from(m.size).unwrap_or(i64::MAX),
+            content_type: m.content_type.clone(),
+            created_at: m.created_at.as_millis(),
+            updated_at: m.updated_at.as_millis(),
+            accessed_at: m.accessed_at.map(Timestamp::as_millis),
+            expires_at: m.expires_at.map(Timestamp::as_millis),
+            metadata: serde_json::Value::Object(record.user.clone()),
+        })
+    }
+
+    /// Binds `$1..$13`.
+    pub(crate) fn bind<'q>(
+        &self,
+        query: Query<'q, Postgres, PgArguments>,
+    ) -> Query<'q, Postgres, PgArguments> {
+        query
+            .bind(self.namespace.clone())
+            .bind(self.key.clone())
+            .bind(self.value.clone())
+            .bind(self.value_type.clone())
+            .bind(self.version)
+            .bind(self.checksum)
+            .bind(self.size)
+            .bind(self.content_type.clone())
+            .bind(self.created_at)
+            .bind(self.updated_at)
+            .bind(self.accessed_at)
+            .bind(self.expires_at)
+            .bind(self.metadata.clone())
+    }
+}
+
+/// A record from a row whose columns start at `first` in [`COLUMNS`] order.
+pub(crate) fn record_from_row(
+    namespace: &str,
+    key: String,
+    row: &PgRow,
+    first: usize,
+) -> Result<Record> {
+    let corrupt = |what: &str| Error::Corruption {
+        location: format!("postgres {namespace}/{key}"),
+        reason: what.to_owned(),
+    };
+    let get =
+        |i: usize| -> Result<i64> { row.try_get::<i64, _>(first + i).map_err(crate::error::map) };
+    let opt = |i: usize| -> Result<Option<i64>> {
+        row.try_get::<Option<i64>, _>(first + i)
+            .map_err(crate::error::map)
+    };
+    let value: Vec<u8> = row.try_get(first).map_err(crate::error::map)?;
+    let value_type: String = row.try_get(first + 1).map_err(crate::error::map)?;
+    let value_type: ValueType = value_type
+        .parse()
+        .map_err(|_| corrupt("unknown value_type"))?;
+    let metadata: serde_json::Value = row.try_get(first + 10).map_err(crate::error::map)?;
+    let serde_json::Value::Object(user) = metadata else {
+        return Err(corrupt("metadata is not a JSON object"));
+    };
+    let user: UserMetadata = user;
+    let ts = Timestamp::from_millis;
+    let meta = SystemMetadata {
+        version: u64::try_from(get(2)?).map_err(|_| corrupt("negative version"))?,
+        checksum: u32::try_from(get(3)?).map_err(|_| corrupt("checksum out of range"))?,
+        size: u64::try_from(get(4)?).unwrap_or(0),
+        content_type: row.try_get(first + 5).map_err(crate::error::map)?,
+        created_at: ts(get(6)?),
+        updated_at: ts(get(7)?),
+        accessed_at: opt(8)?.map(ts),
+        expires_at: opt(9)?.map(ts),
+        value_type,
+    };
+    Ok(Record {
+        namespace: namespace.to_owned(),
+        key,
+        value,
+        meta,
+        user,
+    })
+}
