@@ -82,6 +82,25 @@ impl PgOptions {
         }
     }
 
+    /// Options for a server given by parts; user and password are
+    /// percent-encoded into the URL.
+    pub fn from_parts(
+        host: &str,
+        port: u16,
+        user: &str,
+        password: Option<&str>,
+        database: &str,
+    ) -> Self {
+        let auth = match password {
+            Some(p) => format!("{}:{}@", encode(user), encode(p)),
+            None => format!("{}@", encode(user)),
+        };
+        Self::new(format!(
+            "postgres://{auth}{host}:{port}/{}",
+            encode(database)
+        ))
+    }
+
     /// Sets [`table`](Self::table).
     pub fn table(mut self, table: impl Into<String>) -> Self {
         self.table = table.into();
@@ -153,6 +172,19 @@ impl PgOptions {
     }
 }
 
+/// Percent-encodes everything but unreserved characters (RFC 3986).
+fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// Checks a table name against `^[A-Za-z_][A-Za-z0-9_]{0,62}$`.
 pub fn check_table_name(name: &str) -> Result<(), Error> {
     let mut chars = name.chars();
@@ -188,6 +220,13 @@ mod tests {
         let o = PgOptions::new("postgres://ada:hunter2@db:notaport/app");
         let e = o.connect_options().unwrap_err().to_string();
         assert!(!e.contains("hunter2"), "{e}");
+    }
+
+    #[test]
+    fn parts_are_encoded() {
+        let o = PgOptions::from_parts("db", 5433, "ad a", Some("p@ss:w/rd"), "app");
+        assert_eq!(o.redacted_url(), "postgres://ad%20a:***@db:5433/app");
+        assert!(o.connect_options().is_ok());
     }
 
     #[test]

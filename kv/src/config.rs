@@ -257,21 +257,51 @@ impl Default for SqliteSection {
     }
 }
 
-/// The `[postgres]` section.
+/// The `[postgres]` section: a URL, or host/port/user/password/database.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PostgresSection {
-    /// Connection URL (`postgres://user:password@host:5432/db`).
+    /// Connection URL (`postgres://user:password@host:5432/db`); takes
+    /// precedence over the parts below. Never printed.
     pub url: Option<Secret>,
-    /// Table name. Default `kv_store`.
+    /// Host, when no URL is given. Default `localhost`.
+    pub host: String,
+    /// Port. Default 5432.
+    pub port: u16,
+    /// User. Default `postgres`.
+    pub user: String,
+    /// Password. Never printed.
+    pub password: Option<Secret>,
+    /// Database. Default `postgres`.
+    pub database: String,
+    /// Table name: letters, digits and `_`, not starting with a digit, at
+    /// most 63 characters. Default `kv_store`.
     pub table: String,
+    /// Most connections in the pool. Default 10.
+    pub pool_size: u32,
+    /// Seconds to wait for a connection. Default 10.
+    pub connect_timeout: u64,
+    /// Server-side statement timeout, in seconds. Default 30.
+    pub statement_timeout: u64,
+    /// TLS mode: disable, allow, prefer, require, verify-ca, verify-full.
+    /// Default: what the URL says (else `prefer`).
+    pub ssl_mode: Option<String>,
 }
 
 impl Default for PostgresSection {
     fn default() -> Self {
         PostgresSection {
             url: None,
+            host: "localhost".into(),
+            port: 5432,
+            user: "postgres".into(),
+            password: None,
+            database: "postgres".into(),
             table: "kv_store".into(),
+            pool_size: 10,
+            connect_timeout: 10,
+            statement_timeout: 30,
+            ssl_mode: None,
         }
     }
 }
@@ -280,7 +310,16 @@ impl fmt::Debug for PostgresSection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PostgresSection")
             .field("url", &self.url.as_ref().map(|u| redact_url(u.expose())))
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("user", &self.user)
+            .field("password", &self.password)
+            .field("database", &self.database)
             .field("table", &self.table)
+            .field("pool_size", &self.pool_size)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("statement_timeout", &self.statement_timeout)
+            .field("ssl_mode", &self.ssl_mode)
             .finish()
     }
 }
@@ -642,6 +681,32 @@ impl StoreConfig {
                     self.sqlite.table
                 ),
             ));
+        }
+        if !valid_table_name(&self.postgres.table) {
+            return Err(Error::config(
+                field("postgres.table"),
+                format!(
+                    "{:?}: use letters, digits and '_', not starting with a digit, at most 63 characters",
+                    self.postgres.table
+                ),
+            ));
+        }
+        if self.postgres.pool_size == 0 {
+            return Err(Error::config(
+                field("postgres.pool_size"),
+                "must be at least 1",
+            ));
+        }
+        if let Some(mode) = &self.postgres.ssl_mode {
+            if !matches!(
+                mode.as_str(),
+                "disable" | "allow" | "prefer" | "require" | "verify-ca" | "verify-full"
+            ) {
+                return Err(Error::config(
+                    field("postgres.ssl_mode"),
+                    format!("{mode:?}: expected disable, allow, prefer, require, verify-ca or verify-full"),
+                ));
+            }
         }
         if let Some(cache) = &self.cache {
             if cache.capacity == 0 {

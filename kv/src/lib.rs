@@ -26,7 +26,7 @@
 //! | (always) | `memory:` | available |
 //! | `engine` (default) | `engine:PATH`, the embedded WAL + snapshot engine | available |
 //! | `sqlite` | `sqlite:PATH`, `sqlite::memory:` | available |
-//! | `postgres` | `postgres://…` | not yet in this build |
+//! | `postgres` | `postgres://…` | available |
 //! | `s3` | `s3://bucket/prefix` | not yet in this build |
 //! | `cache` | the `[cache]` layer over any backend | not yet in this build |
 //! | `full` | all of the above | |
@@ -54,6 +54,11 @@ use std::sync::Arc;
 
 pub use config::{BackendKind, StoreConfig};
 pub use kv_core::*;
+
+/// The PostgreSQL backend (feature `postgres`).
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use kv_backend_postgres as postgres;
 
 /// The SQLite backend (feature `sqlite`).
 #[cfg(feature = "sqlite")]
@@ -107,6 +112,8 @@ async fn open_backend(kind: BackendKind, config: &StoreConfig) -> Result<Arc<dyn
         BackendKind::Engine => open_engine(config).await,
         #[cfg(feature = "sqlite")]
         BackendKind::Sqlite => open_sqlite(config).await,
+        #[cfg(feature = "postgres")]
+        BackendKind::Postgres => open_postgres(config).await,
         other => {
             let feature = other.feature().unwrap_or("full");
             if cfg_feature_enabled(other) {
@@ -153,6 +160,32 @@ async fn open_sqlite(config: &StoreConfig) -> Result<Arc<dyn Backend>> {
         options = options.readers(n);
     }
     Ok(Arc::new(SqliteStore::open(options).await?))
+}
+
+#[cfg(feature = "postgres")]
+async fn open_postgres(config: &StoreConfig) -> Result<Arc<dyn Backend>> {
+    use kv_backend_postgres::{PgOptions, PgStore};
+    use std::time::Duration;
+    let s = &config.postgres;
+    let base = match &s.url {
+        Some(url) => PgOptions::new(url.expose()),
+        None => PgOptions::from_parts(
+            &s.host,
+            s.port,
+            &s.user,
+            s.password.as_ref().map(|p| p.expose()),
+            &s.database,
+        ),
+    };
+    let mut options = base
+        .table(s.table.clone())
+        .pool_size(s.pool_size)
+        .connect_timeout(Duration::from_secs(s.connect_timeout))
+        .statement_timeout(Duration::from_secs(s.statement_timeout));
+    if let Some(mode) = &s.ssl_mode {
+        options = options.ssl_mode(mode.clone());
+    }
+    Ok(Arc::new(PgStore::open(options).await?))
 }
 
 fn cfg_feature_enabled(kind: BackendKind) -> bool {

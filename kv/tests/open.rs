@@ -193,3 +193,51 @@ mod sqlite {
         }
     }
 }
+
+#[cfg(feature = "postgres")]
+mod postgres {
+    use dataknobs_kv::{open, open_url, StoreConfig, Value};
+
+    fn url() -> Option<String> {
+        match std::env::var("KV_TEST_POSTGRES_URL") {
+            Ok(u) if !u.is_empty() => Some(u),
+            _ => {
+                assert!(
+                    std::env::var("CI").map_or(true, |v| v != "true"),
+                    "KV_TEST_POSTGRES_URL is not set and CI=true"
+                );
+                eprintln!("postgres facade tests: skipped: KV_TEST_POSTGRES_URL is not set");
+                None
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn postgres_url_and_config_open_the_postgres_backend() {
+        let Some(url) = url() else { return };
+        let table = format!("t_facade_{}", std::process::id());
+        let store = open_url(&format!("{url}?application_name=facade"))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        store.set("facade.k", 1.into()).await.unwrap();
+        assert_eq!(store.get("facade.k").await.unwrap(), Some(Value::Int(1)));
+        store.delete("facade.k").await.unwrap();
+
+        let toml = format!("[store]\nbackend = \"postgres\"\n[postgres]\nurl = {url:?}\ntable = {table:?}\npool_size = 2\n");
+        let config = StoreConfig::from_toml_str(&toml, "kv.toml").unwrap();
+        let debug = format!("{config:?}");
+        let password = url
+            .split(':')
+            .nth(2)
+            .and_then(|p| p.split('@').next())
+            .unwrap();
+        assert!(!debug.contains(password), "{debug}");
+        let store = open(&config).await.unwrap();
+        store.set("x", 1.into()).await.unwrap();
+        let fields = store.stats().await.unwrap().backend.fields;
+        assert_eq!(fields["table"], table.as_str());
+        assert!(!fields["url"].as_str().unwrap().contains(password));
+        // Leave the (uniquely named) table empty.
+        store.delete_pattern("**").await.unwrap();
+    }
+}
