@@ -228,6 +228,10 @@ pub struct Capabilities {
     pub multi_process: bool,
     /// How `write` preconditions are made atomic.
     pub cas: CasMechanism,
+    /// Longest key (in bytes) the medium can hold, when it is shorter than
+    /// the store's own limit (object stores cap object names). The store
+    /// refuses longer keys with `Error::InvalidKey` before any I/O.
+    pub max_key_len: Option<usize>,
 }
 
 impl Capabilities {

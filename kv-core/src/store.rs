@@ -154,8 +154,14 @@ impl StoreBuilder {
                 "must be at least 1 when auto_cleanup is on",
             ));
         }
+        // The backend may hold shorter keys than the store allows.
+        let backend_limit = self
+            .backend
+            .capabilities()
+            .max_key_len
+            .unwrap_or(usize::MAX);
         let rules = KeyRules {
-            max_len: o.max_key_len,
+            max_len: o.max_key_len.min(backend_limit),
             case_insensitive: o.case_insensitive,
         };
         let namespace: Arc<str> = rules.normalize_namespace(&o.namespace)?.into();
