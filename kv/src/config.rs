@@ -348,16 +348,29 @@ pub struct S3Section {
 pub struct CacheSection {
     /// Most entries held in memory. Default 10,000.
     pub capacity: u64,
-    /// Seconds a cached entry may be served without checking the backend.
-    /// Default 60.
+    /// Most bytes held in memory; unset = only the entry bound.
+    pub max_bytes: Option<u64>,
+    /// Seconds a cached entry may be served without asking the backend:
+    /// the bound on staleness for writes made around the cache (other
+    /// processes). Default 60.
     pub ttl: u64,
+    /// Also cache "not found" answers. Default `false`.
+    pub negative: bool,
+    /// Directory of an optional disk tier (sled) for warm restarts.
+    pub disk_path: Option<PathBuf>,
+    /// Most bytes of the disk tier. Default 256 MiB.
+    pub disk_max_bytes: u64,
 }
 
 impl Default for CacheSection {
     fn default() -> Self {
         CacheSection {
             capacity: 10_000,
+            max_bytes: None,
             ttl: 60,
+            negative: false,
+            disk_path: None,
+            disk_max_bytes: 256 << 20,
         }
     }
 }

@@ -28,7 +28,7 @@
 //! | `sqlite` | `sqlite:PATH`, `sqlite::memory:` | available |
 //! | `postgres` | `postgres://…` | available |
 //! | `s3` | `s3://bucket/prefix` | not yet in this build |
-//! | `cache` | the `[cache]` layer over any backend | not yet in this build |
+//! | `cache` | the `[cache]` layer over any backend | available |
 //! | `full` | all of the above | |
 //!
 //! A config that selects a backend whose feature is off fails with
@@ -54,6 +54,11 @@ use std::sync::Arc;
 
 pub use config::{BackendKind, StoreConfig};
 pub use kv_core::*;
+
+/// The cache layer (feature `cache`).
+#[cfg(feature = "cache")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
+pub use kv_cache as cache;
 
 /// The PostgreSQL backend (feature `postgres`).
 #[cfg(feature = "postgres")]
@@ -201,10 +206,24 @@ fn cfg_feature_enabled(kind: BackendKind) -> bool {
 fn wrap_cache(backend: Arc<dyn Backend>, config: &StoreConfig) -> Result<Arc<dyn Backend>> {
     match &config.cache {
         None => Ok(backend),
-        Some(_) if !cfg!(feature = "cache") => Err(not_compiled("cache", "cache")),
-        Some(_) => Err(Error::Config {
-            field: Some("cache".into()),
-            reason: "the cache layer is not implemented yet in this version of dataknobs-kv".into(),
-        }),
+        #[cfg(feature = "cache")]
+        Some(c) => {
+            use kv_cache::{CacheLayer, CacheOptions, DiskTierOptions};
+            let mut options = CacheOptions::new()
+                .capacity(c.capacity)
+                .ttl(std::time::Duration::from_secs(c.ttl))
+                .negative(c.negative);
+            if let Some(bytes) = c.max_bytes {
+                options = options.max_bytes(bytes);
+            }
+            if let Some(path) = &c.disk_path {
+                let mut disk = DiskTierOptions::new(path);
+                disk.max_bytes = c.disk_max_bytes;
+                options = options.disk(disk);
+            }
+            Ok(Arc::new(CacheLayer::new(backend, options)?))
+        }
+        #[cfg(not(feature = "cache"))]
+        Some(_) => Err(not_compiled("cache", "cache")),
     }
 }

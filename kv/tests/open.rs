@@ -241,3 +241,26 @@ mod postgres {
         store.delete_pattern("**").await.unwrap();
     }
 }
+
+#[cfg(feature = "cache")]
+mod cache {
+    use dataknobs_kv::{open, StoreConfig, Value};
+
+    #[tokio::test]
+    async fn cache_section_wraps_the_backend() {
+        let dir = tempfile::tempdir().unwrap();
+        let toml = format!(
+            "[store]\nbackend = \"memory\"\n[cache]\ncapacity = 100\nttl = 5\nnegative = true\ndisk_path = {:?}\n",
+            dir.path().join("cache")
+        );
+        let store = open(&StoreConfig::from_toml_str(&toml, "kv.toml").unwrap())
+            .await
+            .unwrap();
+        store.set("k", 1.into()).await.unwrap();
+        assert_eq!(store.get("k").await.unwrap(), Some(Value::Int(1)));
+        let stats = store.stats().await.unwrap().backend;
+        assert_eq!(stats.backend, "cache");
+        assert_eq!(stats.inner.unwrap().backend, "memory");
+        assert!(stats.fields["hits"].as_u64().unwrap() >= 1);
+    }
+}

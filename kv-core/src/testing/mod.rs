@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use crate::backend::{Backend, Capabilities};
-use crate::clock::ManualClock;
+use crate::clock::{Clock, ManualClock};
 use crate::error::{Error, Result};
 use crate::store::Store;
 use crate::types::StoreOptions;
@@ -49,6 +49,14 @@ pub use cases::all_cases;
 pub trait BackendFactory: Send + Sync {
     /// A new backend holding no records.
     async fn create(&self) -> Result<Arc<dyn Backend>>;
+
+    /// A new backend for a case whose stores read `clock`; layers that
+    /// judge time themselves (a cache's freshness) should use it. Defaults
+    /// to [`create`](Self::create).
+    async fn create_with_clock(&self, clock: Arc<dyn Clock>) -> Result<Arc<dyn Backend>> {
+        let _ = clock;
+        self.create().await
+    }
 }
 
 #[async_trait]
@@ -181,8 +189,10 @@ impl Harness {
         factory: &dyn BackendFactory,
         options: StoreOptions,
     ) -> Result<Harness> {
-        let backend = factory.create().await?;
         let clock = ManualClock::new(CLOCK_START_MS);
+        let backend = factory
+            .create_with_clock(Arc::new(clock.clone()) as Arc<dyn Clock>)
+            .await?;
         let store = Store::builder(Arc::clone(&backend))
             .clock(clock.clone())
             .options(options)

@@ -1,0 +1,254 @@
+//! The optional disk tier: cached entries in a sled database, so a restart
+//! starts warm and more entries fit than memory holds.
+//!
+//! Two trees: `entries` maps `namespace 0x00 key` to `cached_at (i64 BE) |
+//! present (u8) | record body`, and `by_age` maps `cached_at (i64 BE) |
+//! namespace 0x00 key` to nothing, so the oldest entries are found first
+//! when the tier is over its byte bound and when entries pass the ttl.
+//! sled buffers writes in memory and flushes them in the background; the
+//! tier is flushed on close.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use kv_core::backend::KeyRange;
+use kv_core::{Error, Record, Result, Timestamp};
+
+use crate::options::DiskTierOptions;
+
+fn disk_err(e: sled::Error) -> Error {
+    Error::backend("cache disk tier", false, e)
+}
+
+fn entry_key(ns: &str, key: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(ns.len() + 1 + key.len());
+    k.extend_from_slice(ns.as_bytes());
+    k.push(0);
+    k.extend_from_slice(key.as_bytes());
+    k
+}
+
+fn age_key(cached_at: Timestamp, entry: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(8 + entry.len());
+    // Offset so negative times sort before positive ones.
+    k.extend_from_slice(&(cached_at.as_millis() as u64 ^ (1 << 63)).to_be_bytes());
+    k.extend_from_slice(entry);
+    k
+}
+
+/// A cached answer: the record, or `None` for a cached "not found".
+pub(crate) type Cached = (Timestamp, Option<Record>);
+
+pub(crate) struct DiskTier {
+    db: sled::Db,
+    entries: sled::Tree,
+    by_age: sled::Tree,
+    bytes: AtomicU64,
+    max_bytes: u64,
+    /// Serialises writers so an entry and its age index change together.
+    write: Mutex<()>,
+}
+
+impl std::fmt::Debug for DiskTier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DiskTier")
+            .field("bytes", &self.bytes.load(Ordering::Relaxed))
+            .field("max_bytes", &self.max_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DiskTier {
+    /// Opens the tier and drops entries cached before `oldest`.
+    pub(crate) fn open(options: &DiskTierOptions, oldest: Timestamp) -> Result<DiskTier> {
+        let db = sled::open(&options.path).map_err(disk_err)?;
+        let entries = db.open_tree("entries").map_err(disk_err)?;
+        let by_age = db.open_tree("by_age").map_err(disk_err)?;
+        let mut bytes = 0u64;
+        for item in entries.iter() {
+            let (k, v) = item.map_err(disk_err)?;
+            bytes += (k.len() + v.len()) as u64;
+        }
+        let tier = DiskTier {
+            db,
+            entries,
+            by_age,
+            bytes: AtomicU64::new(bytes),
+            max_bytes: options.max_bytes,
+            write: Mutex::new(()),
+        };
+        tier.drop_older_than(oldest)?;
+        Ok(tier)
+    }
+
+    pub(crate) fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub(crate) fn get(&self, ns: &str, key: &str) -> Result<Option<Cached>> {
+        let Some(v) = self.entries.get(entry_key(ns, key)).map_err(disk_err)? else {
+            return Ok(None);
+        };
+        let corrupt = |why: &str| Error::Corruption {
+            location: format!("cache disk tier {ns}/{key}"),
+            reason: why.to_owned(),
+        };
+        if v.len() < 9 {
+            return Err(corrupt("entry shorter than its header"));
+        }
+        let mut t = [0u8; 8];
+        t.copy_from_slice(&v[..8]);
+        let cached_at = Timestamp::from_millis(i64::from_be_bytes(t));
+        let record = match v[8] {
+            0 => None,
+            1 => Some(Record::decode_body(ns, key, &v[9..])?),
+            _ => return Err(corrupt("unknown entry flag")),
+        };
+        Ok(Some((cached_at, record)))
+    }
+
+    pub(crate) fn put(
+        &self,
+        ns: &str,
+        key: &str,
+        cached_at: Timestamp,
+        record: Option<&Record>,
+    ) -> Result<()> {
+        let mut value = Vec::with_capacity(64);
+        value.extend_from_slice(&cached_at.as_millis().to_be_bytes());
+        match record {
+            Some(r) => {
+                value.push(1);
+                value.extend_from_slice(&r.encode_body()?);
+            }
+            None => value.push(0),
+        }
+        let k = entry_key(ns, key);
+        let _w = self.write.lock().unwrap_or_else(|e| e.into_inner());
+        self.remove_locked(&k)?;
+        self.bytes
+            .fetch_add((k.len() + value.len()) as u64, Ordering::Relaxed);
+        self.entries.insert(&k, value).map_err(disk_err)?;
+        self.by_age
+            .insert(age_key(cached_at, &k), &[][..])
+            .map_err(disk_err)?;
+        self.evict_locked()
+    }
+
+    pub(crate) fn remove(&self, ns: &str, key: &str) -> Result<()> {
+        let _w = self.write.lock().unwrap_or_else(|e| e.into_inner());
+        self.remove_locked(&entry_key(ns, key))
+    }
+
+    fn remove_locked(&self, k: &[u8]) -> Result<()> {
+        if let Some(old) = self.entries.remove(k).map_err(disk_err)? {
+            self.bytes
+                .fetch_sub((k.len() + old.len()) as u64, Ordering::Relaxed);
+            if old.len() >= 8 {
+                let mut t = [0u8; 8];
+                t.copy_from_slice(&old[..8]);
+                let at = Timestamp::from_millis(i64::from_be_bytes(t));
+                self.by_age.remove(age_key(at, k)).map_err(disk_err)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the entries of keys in `range` of namespace `ns`.
+    pub(crate) fn remove_range(&self, ns: &str, range: &KeyRange) -> Result<()> {
+        let start = entry_key(ns, range.start.as_deref().unwrap_or(""));
+        let end = match &range.end {
+            Some(e) => entry_key(ns, e),
+            None => {
+                let mut e = ns.as_bytes().to_vec();
+                e.push(1);
+                e
+            }
+        };
+        let keys: Vec<sled::IVec> = self
+            .entries
+            .range(start..end)
+            .keys()
+            .collect::<std::result::Result<_, _>>()
+            .map_err(disk_err)?;
+        let _w = self.write.lock().unwrap_or_else(|e| e.into_inner());
+        for k in keys {
+            self.remove_locked(&k)?;
+        }
+        Ok(())
+    }
+
+    /// Drops the oldest entries while the tier is over its bound.
+    fn evict_locked(&self) -> Result<()> {
+        while self.bytes() > self.max_bytes {
+            let Some(item) = self.by_age.iter().next() else {
+                return Ok(());
+            };
+            let (age, _) = item.map_err(disk_err)?;
+            self.by_age.remove(&age).map_err(disk_err)?;
+            if let Some(old) = self.entries.remove(&age[8..]).map_err(disk_err)? {
+                self.bytes
+                    .fetch_sub((age.len() - 8 + old.len()) as u64, Ordering::Relaxed);
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops entries cached before `oldest` (past the cache ttl).
+    pub(crate) fn drop_older_than(&self, oldest: Timestamp) -> Result<u64> {
+        let bound = age_key(oldest, &[]);
+        let old: Vec<sled::IVec> = self
+            .by_age
+            .range(..bound)
+            .keys()
+            .collect::<std::result::Result<_, _>>()
+            .map_err(disk_err)?;
+        let _w = self.write.lock().unwrap_or_else(|e| e.into_inner());
+        let mut n = 0;
+        for age in old {
+            self.by_age.remove(&age).map_err(disk_err)?;
+            if let Some(v) = self.entries.remove(&age[8..]).map_err(disk_err)? {
+                self.bytes
+                    .fetch_sub((age.len() - 8 + v.len()) as u64, Ordering::Relaxed);
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    pub(crate) fn clear_namespace_entries_if(
+        &self,
+        mut drop: impl FnMut(&str, &str) -> bool,
+    ) -> Result<()> {
+        let keys: Vec<sled::IVec> = self
+            .entries
+            .iter()
+            .keys()
+            .collect::<std::result::Result<_, _>>()
+            .map_err(disk_err)?;
+        let _w = self.write.lock().unwrap_or_else(|e| e.into_inner());
+        for k in keys {
+            let Some(sep) = k.iter().position(|&b| b == 0) else {
+                continue;
+            };
+            let (Ok(ns), Ok(key)) = (
+                std::str::from_utf8(&k[..sep]),
+                std::str::from_utf8(&k[sep + 1..]),
+            ) else {
+                continue;
+            };
+            if drop(ns, key) {
+                self.remove_locked(&k)?;
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn flush(&self) -> Result<()> {
+        self.db.flush().map(|_| ()).map_err(disk_err)
+    }
+}

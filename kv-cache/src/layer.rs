@@ -1,0 +1,553 @@
+//! [`CacheLayer`]: a `Backend` that caches another.
+//!
+//! Rules, in order of importance:
+//!
+//! 1. **Writes go to the backend first.** Only when the backend has taken a
+//!    write does the cache change: a written record replaces the cached
+//!    one, a delete removes it (or caches "not found" with negative
+//!    caching). A write that fails leaves the cache as it was; a write whose
+//!    precondition failed proves the cached copy stale and removes it.
+//! 2. **Batches, increments and range deletes** refresh or remove exactly
+//!    the keys they touched (a range delete: every cached key in the range).
+//! 3. **Freshness**: an entry is served for at most `ttl` after it was
+//!    cached (by the store's clock), and never once the record's own
+//!    `expires_at` has passed: then the backend is asked again.
+//! 4. Scans, counts and listings go to the backend; reads of single keys
+//!    (`read`, `read_value`, `read_many`) are served from the cache.
+//!
+//! So a handle sees its own writes at once, and writes made elsewhere (other
+//! processes, other handles on the backend) within `ttl`.
+
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use moka::notification::RemovalCause;
+use moka::sync::Cache;
+
+use kv_core::backend::{
+    Backend, BackendStats, BatchOp, BatchOutcome, Capabilities, DeleteOutcome, KeyInfo, KeyRange,
+    Precondition, WriteOutcome,
+};
+use kv_core::metadata::MetadataFilter;
+use kv_core::record::StoredValue;
+use kv_core::{Error, Record, Result, Timestamp};
+
+use crate::disk::DiskTier;
+use crate::options::CacheOptions;
+
+/// What the memory tier holds for a key.
+#[derive(Debug, Clone)]
+struct Slot {
+    /// The record, or `None` for a cached "not found".
+    record: Option<Arc<Record>>,
+    cached_at: Timestamp,
+}
+
+/// Rough bytes an entry takes: key, value, metadata and bookkeeping.
+fn weight(key: &str, slot: &Slot) -> u64 {
+    let record = slot.record.as_ref().map_or(0, |r| {
+        r.value.len() + r.namespace.len() + r.key.len() + 64 * r.user.len() + 160
+    });
+    (key.len() + record + 48) as u64
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    inserts: AtomicU64,
+    evictions: Arc<AtomicU64>,
+    invalidations: AtomicU64,
+    disk_hits: AtomicU64,
+}
+
+fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+/// A caching `Backend` over another `Backend`.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use std::sync::Arc;
+/// use kv_cache::{CacheLayer, CacheOptions};
+/// use kv_core::{KVStore, MemoryBackend, Store};
+///
+/// let layer = CacheLayer::new(Arc::new(MemoryBackend::new()), CacheOptions::new().capacity(1000))?;
+/// let store = Store::new(Arc::new(layer));
+/// store.set("k", 1.into()).await?;
+/// store.get("k").await?; // served from the cache
+/// let stats = store.stats().await?.backend;
+/// assert_eq!(stats.backend, "cache");
+/// assert!(stats.fields["hits"].as_u64().unwrap() >= 1);
+/// # Ok::<(), kv_core::Error>(())
+/// # });
+/// ```
+#[derive(Clone)]
+pub struct CacheLayer {
+    inner: Arc<dyn Backend>,
+    mem: Cache<Box<str>, Slot>,
+    disk: Option<Arc<DiskTier>>,
+    options: CacheOptions,
+    counters: Arc<Counters>,
+}
+
+impl std::fmt::Debug for CacheLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CacheLayer")
+            .field("inner", &self.inner.name())
+            .field("options", &self.options)
+            .field("entries", &self.mem.entry_count())
+            .finish()
+    }
+}
+
+/// `namespace 0x00 key`: the memory tier's key.
+fn compose(out: &mut String, ns: &str, key: &str) {
+    out.clear();
+    out.push_str(ns);
+    out.push('\0');
+    out.push_str(key);
+}
+
+fn split(k: &str) -> Option<(&str, &str)> {
+    k.split_once('\0')
+}
+
+impl CacheLayer {
+    /// Wraps `inner`. Opens the disk tier when configured (dropping its
+    /// entries older than `ttl`).
+    pub fn new(inner: Arc<dyn Backend>, options: CacheOptions) -> Result<CacheLayer> {
+        if options.capacity == 0 {
+            return Err(Error::config("cache.capacity", "must be at least 1"));
+        }
+        let counters = Arc::new(Counters::default());
+        let evictions = Arc::clone(&counters.evictions);
+        let builder = Cache::<Box<str>, Slot>::builder()
+            .support_invalidation_closures()
+            .eviction_listener(move |_k, _v, cause| {
+                if cause == RemovalCause::Size {
+                    evictions.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        let mem = match options.max_bytes {
+            // Bounded by bytes and, through a floor on each entry's weight,
+            // by count: no more than `capacity` entries of at least
+            // `max_bytes / capacity` each fit in `max_bytes`.
+            Some(max_bytes) => {
+                let floor = max_bytes.div_ceil(options.capacity).max(1);
+                builder
+                    .max_capacity(max_bytes)
+                    .weigher(move |k, v: &Slot| {
+                        u32::try_from(weight(k, v).max(floor)).unwrap_or(u32::MAX)
+                    })
+                    .build()
+            }
+            None => builder.max_capacity(options.capacity).build(),
+        };
+        let disk = match &options.disk {
+            Some(d) => {
+                let oldest = Timestamp::from_millis(
+                    options.clock.now().as_millis()
+                        - i64::try_from(options.ttl.as_millis()).unwrap_or(i64::MAX),
+                );
+                Some(Arc::new(DiskTier::open(d, oldest)?))
+            }
+            None => None,
+        };
+        Ok(CacheLayer {
+            inner,
+            mem,
+            disk,
+            options,
+            counters,
+        })
+    }
+
+    /// The backend beneath.
+    pub fn inner(&self) -> &Arc<dyn Backend> {
+        &self.inner
+    }
+
+    fn now(&self) -> Timestamp {
+        self.options.clock.now()
+    }
+
+    fn fresh(&self, cached_at: Timestamp, record: Option<&Record>, now: Timestamp) -> bool {
+        now.duration_since(cached_at) < self.options.ttl
+            && !record.is_some_and(|r| r.is_expired(now))
+    }
+
+    /// The cached answer for a key, when there is a fresh one: `Some(None)`
+    /// is a cached "not found".
+    fn lookup(&self, ns: &str, key: &str, now: Timestamp) -> Result<Option<Option<Arc<Record>>>> {
+        thread_local! {
+            static BUF: RefCell<String> = const { RefCell::new(String::new()) };
+        }
+        let slot = BUF.with(|b| {
+            let mut b = b.borrow_mut();
+            compose(&mut b, ns, key);
+            self.mem.get(b.as_str())
+        });
+        if let Some(slot) = slot {
+            if self.fresh(slot.cached_at, slot.record.as_deref(), now) {
+                bump(&self.counters.hits);
+                return Ok(Some(slot.record));
+            }
+            self.forget(ns, key)?;
+        }
+        if let Some(disk) = &self.disk {
+            if let Some((cached_at, record)) = disk.get(ns, key)? {
+                if self.fresh(cached_at, record.as_ref(), now) {
+                    bump(&self.counters.hits);
+                    bump(&self.counters.disk_hits);
+                    let record = record.map(Arc::new);
+                    self.mem.insert(
+                        format!("{ns}\0{key}").into_boxed_str(),
+                        Slot {
+                            record: record.clone(),
+                            cached_at,
+                        },
+                    );
+                    return Ok(Some(record));
+                }
+                disk.remove(ns, key)?;
+            }
+        }
+        bump(&self.counters.misses);
+        Ok(None)
+    }
+
+    /// Caches an answer from the backend (a "not found" only with negative
+    /// caching).
+    fn remember(
+        &self,
+        ns: &str,
+        key: &str,
+        record: Option<Record>,
+        now: Timestamp,
+    ) -> Result<Option<Arc<Record>>> {
+        if record.is_none() && !self.options.negative {
+            return Ok(None);
+        }
+        let record = record.map(Arc::new);
+        if let Some(disk) = &self.disk {
+            disk.put(ns, key, now, record.as_deref())?;
+        }
+        self.mem.insert(
+            format!("{ns}\0{key}").into_boxed_str(),
+            Slot {
+                record: record.clone(),
+                cached_at: now,
+            },
+        );
+        bump(&self.counters.inserts);
+        Ok(record)
+    }
+
+    /// Drops a key from both tiers.
+    fn forget(&self, ns: &str, key: &str) -> Result<()> {
+        self.mem.invalidate(format!("{ns}\0{key}").as_str());
+        if let Some(disk) = &self.disk {
+            disk.remove(ns, key)?;
+        }
+        bump(&self.counters.invalidations);
+        Ok(())
+    }
+
+    /// After a delete through this layer: "not found" (negative caching) or
+    /// nothing.
+    fn deleted(&self, ns: &str, key: &str, now: Timestamp) -> Result<()> {
+        if self.options.negative {
+            self.remember(ns, key, None, now).map(|_| ())
+        } else {
+            self.forget(ns, key)
+        }
+    }
+
+    /// Drops every cached key of `ns` for which `drop` holds.
+    fn forget_where(
+        &self,
+        ns: &str,
+        drop: impl Fn(&str, Option<&Record>) -> bool + Send + Sync + 'static,
+    ) -> Result<()> {
+        let ns_owned = ns.to_owned();
+        let drop = Arc::new(drop);
+        let mem_drop = Arc::clone(&drop);
+        self.mem
+            .invalidate_entries_if(move |k, v| {
+                split(k).is_some_and(|(n, key)| n == ns_owned && mem_drop(key, v.record.as_deref()))
+            })
+            .map_err(|e| Error::backend("cache", false, e))?;
+        if let Some(disk) = &self.disk {
+            let ns = ns.to_owned();
+            disk.clear_namespace_entries_if(|n, key| n == ns && drop(key, None))?;
+        }
+        bump(&self.counters.invalidations);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Backend for CacheLayer {
+    fn name(&self) -> &str {
+        "cache"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+
+    async fn read(&self, namespace: &str, key: &str) -> Result<Option<Record>> {
+        let now = self.now();
+        if let Some(hit) = self.lookup(namespace, key, now)? {
+            return Ok(hit.map(|r| (*r).clone()));
+        }
+        let record = self.inner.read(namespace, key).await?;
+        self.remember(namespace, key, record.clone(), now)?;
+        Ok(record)
+    }
+
+    async fn read_value(&self, namespace: &str, key: &str) -> Result<Option<StoredValue>> {
+        let now = self.now();
+        if let Some(hit) = self.lookup(namespace, key, now)? {
+            return Ok(hit.map(|r| r.stored_value()));
+        }
+        // A miss reads the whole record, so the entry can serve any read.
+        let record = self.inner.read(namespace, key).await?;
+        let stored = record.as_ref().map(Record::stored_value);
+        self.remember(namespace, key, record, now)?;
+        Ok(stored)
+    }
+
+    async fn read_many(&self, namespace: &str, keys: &[String]) -> Result<Vec<Option<Record>>> {
+        let now = self.now();
+        let mut out: Vec<Option<Option<Record>>> = Vec::with_capacity(keys.len());
+        let mut missing = Vec::new();
+        for key in keys {
+            match self.lookup(namespace, key, now)? {
+                Some(hit) => out.push(Some(hit.map(|r| (*r).clone()))),
+                None => {
+                    missing.push(key.clone());
+                    out.push(None);
+                }
+            }
+        }
+        if !missing.is_empty() {
+            let fetched = self.inner.read_many(namespace, &missing).await?;
+            let mut fetched = missing.into_iter().zip(fetched);
+            for slot in out.iter_mut().filter(|s| s.is_none()) {
+                if let Some((key, record)) = fetched.next() {
+                    self.remember(namespace, &key, record.clone(), now)?;
+                    *slot = Some(record);
+                }
+            }
+        }
+        Ok(out.into_iter().map(Option::flatten).collect())
+    }
+
+    async fn write(&self, record: Record, precondition: Precondition) -> Result<WriteOutcome> {
+        let copy = record.clone();
+        let outcome = self.inner.write(record, precondition).await?;
+        let (ns, key) = (&copy.namespace, &copy.key);
+        match outcome {
+            WriteOutcome::Written => {
+                let now = self.now();
+                self.remember(ns, key, Some(copy.clone()), now)?;
+            }
+            // The cached copy (if any) was what the writer decided on, and
+            // it was stale.
+            WriteOutcome::PreconditionFailed => self.forget(ns, key)?,
+        }
+        Ok(outcome)
+    }
+
+    async fn delete(
+        &self,
+        namespace: &str,
+        key: &str,
+        precondition: Precondition,
+    ) -> Result<DeleteOutcome> {
+        let outcome = self.inner.delete(namespace, key, precondition).await?;
+        match outcome {
+            DeleteOutcome::Deleted { .. } | DeleteOutcome::NotFound => {
+                self.deleted(namespace, key, self.now())?
+            }
+            DeleteOutcome::PreconditionFailed => self.forget(namespace, key)?,
+        }
+        Ok(outcome)
+    }
+
+    async fn scan(
+        &self,
+        namespace: &str,
+        range: &KeyRange,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Record>> {
+        self.inner.scan(namespace, range, after, limit).await
+    }
+
+    async fn scan_keys(
+        &self,
+        namespace: &str,
+        range: &KeyRange,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<KeyInfo>> {
+        self.inner.scan_keys(namespace, range, after, limit).await
+    }
+
+    async fn scan_matching(
+        &self,
+        namespace: &str,
+        range: &KeyRange,
+        after: Option<&str>,
+        limit: usize,
+        filter: &MetadataFilter,
+    ) -> Result<Vec<Record>> {
+        self.inner
+            .scan_matching(namespace, range, after, limit, filter)
+            .await
+    }
+
+    async fn apply(&self, ops: Vec<BatchOp>) -> Result<BatchOutcome> {
+        let touched: Vec<(String, String, Option<Record>)> = ops
+            .iter()
+            .map(|op| match op {
+                BatchOp::Put { record, .. } => (
+                    record.namespace.clone(),
+                    record.key.clone(),
+                    Some(record.clone()),
+                ),
+                BatchOp::Delete { namespace, key, .. } => (namespace.clone(), key.clone(), None),
+            })
+            .collect();
+        let outcome = self.inner.apply(ops).await?;
+        let now = self.now();
+        for (ns, key, record) in touched {
+            match (outcome, record) {
+                (BatchOutcome::Applied, Some(r)) => {
+                    self.remember(&ns, &key, Some(r), now)?;
+                }
+                (BatchOutcome::Applied, None) => self.deleted(&ns, &key, now)?,
+                (BatchOutcome::PreconditionFailed { .. }, _) => self.forget(&ns, &key)?,
+            }
+        }
+        Ok(outcome)
+    }
+
+    async fn count(&self, namespace: &str, range: &KeyRange, now: Timestamp) -> Result<u64> {
+        self.inner.count(namespace, range, now).await
+    }
+
+    async fn remove_expired(&self, namespace: Option<&str>, now: Timestamp) -> Result<u64> {
+        let n = self.inner.remove_expired(namespace, now).await?;
+        let namespaces = match namespace {
+            Some(ns) => vec![ns.to_owned()],
+            None => self.inner.namespaces().await?,
+        };
+        for ns in namespaces {
+            self.forget_where(&ns, move |_, r| r.is_some_and(|r| r.is_expired(now)))?;
+        }
+        Ok(n)
+    }
+
+    async fn delete_range(&self, namespace: &str, range: &KeyRange, now: Timestamp) -> Result<u64> {
+        let result = self.inner.delete_range(namespace, range, now).await;
+        // Whatever happened (a failure may come after some deletes), keys in
+        // the range may have gone.
+        let (ns, r) = (namespace.to_owned(), range.clone());
+        self.mem
+            .invalidate_entries_if(move |k, _| {
+                split(k).is_some_and(|(n, key)| n == ns && r.contains(key))
+            })
+            .map_err(|e| Error::backend("cache", false, e))?;
+        if let Some(disk) = &self.disk {
+            disk.remove_range(namespace, range)?;
+        }
+        bump(&self.counters.invalidations);
+        result
+    }
+
+    async fn increment(
+        &self,
+        namespace: &str,
+        key: &str,
+        delta: i64,
+        now: Timestamp,
+    ) -> Result<i64> {
+        let result = self.inner.increment(namespace, key, delta, now).await;
+        if result.is_ok() {
+            self.forget(namespace, key)?;
+        }
+        result
+    }
+
+    async fn namespaces(&self) -> Result<Vec<String>> {
+        self.inner.namespaces().await
+    }
+
+    async fn flush(&self) -> Result<()> {
+        self.inner.flush().await?;
+        if let Some(disk) = &self.disk {
+            disk.flush()?;
+        }
+        Ok(())
+    }
+
+    async fn close(&self) -> Result<()> {
+        if let Some(disk) = &self.disk {
+            disk.flush()?;
+        }
+        self.mem.invalidate_all();
+        self.inner.close().await
+    }
+
+    async fn stats(&self) -> Result<BackendStats> {
+        self.mem.run_pending_tasks();
+        let c = &self.counters;
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let (hits, misses) = (load(&c.hits), load(&c.misses));
+        let mut stats = BackendStats {
+            backend: "cache".into(),
+            inner: Some(Box::new(self.inner.stats().await?)),
+            ..BackendStats::default()
+        };
+        let f = &mut stats.fields;
+        f.insert("hits".into(), hits.into());
+        f.insert("misses".into(), misses.into());
+        f.insert(
+            "hit_ratio".into(),
+            (if hits + misses == 0 {
+                0.0
+            } else {
+                hits as f64 / (hits + misses) as f64
+            })
+            .into(),
+        );
+        f.insert("inserts".into(), load(&c.inserts).into());
+        f.insert("evictions".into(), load(&c.evictions).into());
+        f.insert("invalidations".into(), load(&c.invalidations).into());
+        f.insert("entries".into(), self.mem.entry_count().into());
+        let bytes = if self.options.max_bytes.is_some() {
+            self.mem.weighted_size()
+        } else {
+            self.mem.iter().map(|(k, v)| weight(&k, &v)).sum()
+        };
+        f.insert("bytes".into(), bytes.into());
+        f.insert("capacity".into(), self.options.capacity.into());
+        f.insert(
+            "ttl_ms".into(),
+            (self.options.ttl.as_millis() as u64).into(),
+        );
+        if let Some(disk) = &self.disk {
+            f.insert("disk_hits".into(), load(&c.disk_hits).into());
+            f.insert("disk_entries".into(), (disk.len() as u64).into());
+            f.insert("disk_bytes".into(), disk.bytes().into());
+        }
+        Ok(stats)
+    }
+}

@@ -1,0 +1,183 @@
+//! What the cache may and may not serve, on a manual clock: writes through
+//! the layer are seen at once; writes around it (straight to the backend)
+//! at most `ttl` later; never a record past its own `expires_at`; failed
+//! writes change nothing; atomic operations, batches and pattern deletes
+//! drop what they touched; negative entries die on writes. And the counters
+//! count.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kv_cache::{CacheLayer, CacheOptions};
+use kv_core::{
+    Backend, Batch, Clock, KVStore, ManualClock, MemoryBackend, SetOptions, Store, Value,
+};
+
+const TTL: Duration = Duration::from_secs(10);
+
+/// A cached store and a direct one over the same backend and clock.
+fn pair(negative: bool) -> (Store, Store, ManualClock, Arc<CacheLayer>) {
+    let clock = ManualClock::new(1_000_000);
+    let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
+    let layer = Arc::new(
+        CacheLayer::new(
+            Arc::clone(&backend),
+            CacheOptions::new()
+                .ttl(TTL)
+                .negative(negative)
+                .clock(Arc::new(clock.clone()) as Arc<dyn Clock>),
+        )
+        .unwrap(),
+    );
+    let cached = Store::builder(layer.clone() as Arc<dyn Backend>)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let direct = Store::builder(backend)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    (cached, direct, clock, layer)
+}
+
+async fn stat(layer: &CacheLayer, name: &str) -> u64 {
+    layer.stats().await.unwrap().fields[name].as_u64().unwrap()
+}
+
+#[tokio::test]
+async fn writes_around_the_cache_are_stale_for_at_most_ttl() {
+    let (cached, direct, clock, _) = pair(false);
+    cached.set("k", "v1".into()).await.unwrap();
+    assert_eq!(cached.get("k").await.unwrap(), Some(Value::from("v1")));
+    direct.set("k", "v2".into()).await.unwrap();
+    // Within ttl the cached handle may still see v1 ...
+    clock.advance(TTL - Duration::from_millis(1));
+    assert_eq!(cached.get("k").await.unwrap(), Some(Value::from("v1")));
+    // ... and from ttl on it must see v2.
+    clock.advance(Duration::from_millis(1));
+    assert_eq!(cached.get("k").await.unwrap(), Some(Value::from("v2")));
+    // Writes through the layer are seen at once, by both.
+    cached.set("k", "v3".into()).await.unwrap();
+    assert_eq!(cached.get("k").await.unwrap(), Some(Value::from("v3")));
+    assert_eq!(direct.get("k").await.unwrap(), Some(Value::from("v3")));
+}
+
+#[tokio::test]
+async fn a_record_is_never_served_past_its_own_expiry() {
+    let (cached, _, clock, _) = pair(false);
+    cached
+        .set_with(
+            "s",
+            "x".into(),
+            SetOptions::new().ttl(Duration::from_secs(2)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(cached.get("s").await.unwrap(), Some(Value::from("x")));
+    clock.advance(Duration::from_secs(2));
+    assert_eq!(cached.get("s").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn failed_writes_leave_the_cache_unchanged() {
+    let (cached, _, _, layer) = pair(false);
+    cached.set("n", "text".into()).await.unwrap();
+    cached.get("n").await.unwrap();
+    assert!(cached.increment("n", 1).await.is_err(), "type mismatch");
+    assert!(
+        cached
+            .set("n", Value::Bytes(vec![0; 100 << 20]))
+            .await
+            .is_err(),
+        "too large"
+    );
+    assert_eq!(cached.get("n").await.unwrap(), Some(Value::from("text")));
+    assert!(stat(&layer, "hits").await >= 2);
+}
+
+#[tokio::test]
+async fn atomic_operations_batches_and_pattern_deletes_refresh_what_they_touch() {
+    let (cached, direct, _, _) = pair(true);
+    for k in ["c", "a.1", "a.2", "b.1"] {
+        cached.set(k, 1.into()).await.unwrap();
+        cached.get(k).await.unwrap();
+    }
+    assert_eq!(cached.increment("c", 5).await.unwrap(), 6);
+    assert_eq!(cached.get("c").await.unwrap(), Some(Value::Int(6)));
+    assert!(cached
+        .compare_and_swap("c", Some(Value::Int(6)), 7.into())
+        .await
+        .unwrap());
+    assert_eq!(cached.get("c").await.unwrap(), Some(Value::Int(7)));
+    cached.append("b.1", Value::Null).await.unwrap_err();
+    cached
+        .batch(Batch::new().set("b.1", 9).delete("a.2"))
+        .await
+        .unwrap();
+    assert_eq!(cached.get("b.1").await.unwrap(), Some(Value::Int(9)));
+    assert_eq!(cached.get("a.2").await.unwrap(), None);
+    assert_eq!(cached.delete_pattern("a.**").await.unwrap(), 1);
+    assert_eq!(cached.get("a.1").await.unwrap(), None);
+    assert_eq!(direct.count().await.unwrap(), 2);
+    assert_eq!(
+        cached.get_many(&["a.1", "b.1", "c"]).await.unwrap(),
+        vec![None, Some(Value::Int(9)), Some(Value::Int(7))]
+    );
+}
+
+#[tokio::test]
+async fn negative_entries_are_dropped_by_writes_through_the_layer() {
+    let (cached, direct, clock, layer) = pair(true);
+    assert_eq!(cached.get("missing").await.unwrap(), None);
+    assert_eq!(cached.get("missing").await.unwrap(), None);
+    assert!(
+        stat(&layer, "hits").await >= 1,
+        "the second miss came from the cache"
+    );
+    cached.set("missing", 1.into()).await.unwrap();
+    assert_eq!(cached.get("missing").await.unwrap(), Some(Value::Int(1)));
+    // A negative entry is stale like any other when the write goes around.
+    assert_eq!(cached.get("other").await.unwrap(), None);
+    direct.set("other", 2.into()).await.unwrap();
+    assert_eq!(cached.get("other").await.unwrap(), None);
+    clock.advance(TTL);
+    assert_eq!(cached.get("other").await.unwrap(), Some(Value::Int(2)));
+}
+
+#[tokio::test]
+async fn counters_and_bounds() {
+    let clock = ManualClock::new(0);
+    let layer = Arc::new(
+        CacheLayer::new(
+            Arc::new(MemoryBackend::new()),
+            CacheOptions::new()
+                .capacity(100)
+                .max_bytes(64 * 1024)
+                .clock(Arc::new(clock.clone()) as Arc<dyn Clock>),
+        )
+        .unwrap(),
+    );
+    let store = Store::builder(layer.clone() as Arc<dyn Backend>)
+        .clock(clock)
+        .build()
+        .unwrap();
+    for i in 0..1000 {
+        store
+            .set(&format!("k.{i}"), Value::Bytes(vec![1; 1000]))
+            .await
+            .unwrap();
+    }
+    for i in 0..1000 {
+        store.get(&format!("k.{i}")).await.unwrap();
+    }
+    let s = layer.stats().await.unwrap();
+    let f = &s.fields;
+    assert!(f["entries"].as_u64().unwrap() <= 100, "{f:?}");
+    assert!(f["bytes"].as_u64().unwrap() <= 64 * 1024, "{f:?}");
+    assert!(f["evictions"].as_u64().unwrap() > 0, "{f:?}");
+    assert!(f["inserts"].as_u64().unwrap() >= 1000, "{f:?}");
+    assert_eq!(s.inner.unwrap().backend, "memory");
+    // Exposed through KVStore::stats as well.
+    assert_eq!(store.stats().await.unwrap().backend.backend, "cache");
+}
