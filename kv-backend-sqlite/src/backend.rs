@@ -144,7 +144,7 @@ impl SqliteStore {
                 Planned::PrefixScan => sql.ranged(
                     &format!("SELECT key, {COLUMNS}"),
                     &prefix,
-                    "ORDER BY key LIMIT :limit",
+                    "ORDER BY key LIMIT 1000",
                 ),
                 Planned::PrefixCount => sql.ranged(
                     "SELECT count(*)",
@@ -378,13 +378,16 @@ impl Backend for SqliteStore {
         let range = Range::new(range, after);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.read_job(move |c, sql| {
+            // The limit is written into the text, not bound: a bound LIMIT
+            // makes SQLite re-prepare the statement on every run once the
+            // statement cache has cleared its bindings.
             let text = sql.ranged(
                 &format!("SELECT key, {COLUMNS}"),
                 &range,
-                "ORDER BY key LIMIT :limit",
+                &format!("ORDER BY key LIMIT {limit}"),
             );
             let mut stmt = c.prepare_cached(&text).map_err(sql_err)?;
-            let params = range.params(&ns, &[(":limit", &limit)]);
+            let params = range.params(&ns, &[]);
             let mut rows = stmt.query(&params[..]).map_err(sql_err)?;
             let mut out = Vec::new();
             while let Some(row) = rows.next().map_err(sql_err)? {
@@ -407,13 +410,14 @@ impl Backend for SqliteStore {
         let range = Range::new(range, after);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.read_job(move |c, sql| {
+            // The limit is in the text for the reason given in `scan`.
             let text = sql.ranged(
                 "SELECT key, expires_at, version",
                 &range,
-                "ORDER BY key LIMIT :limit",
+                &format!("ORDER BY key LIMIT {limit}"),
             );
             let mut stmt = c.prepare_cached(&text).map_err(sql_err)?;
-            let params = range.params(&ns, &[(":limit", &limit)]);
+            let params = range.params(&ns, &[]);
             let rows = stmt
                 .query_map(&params[..], |r| {
                     Ok(KeyInfo {

@@ -7,9 +7,18 @@
 //! the connection — and awaits its result on a oneshot channel. Threads
 //! drain their queue without sleeping while jobs keep coming, so under load
 //! the hand-off costs a queue push and pop.
+//!
+//! Reads have a faster path. Waking a reader thread and then the waiting
+//! task costs two thread wake-ups, more than a primary-key lookup itself. So
+//! on a multi-threaded tokio runtime a read takes an idle reader connection
+//! directly and runs inside [`tokio::task::block_in_place`]: the calling
+//! worker thread hands its other tasks to another thread before it touches
+//! SQLite, so the executor keeps running while the read blocks. When every
+//! reader connection is busy, or on a current-thread runtime (where
+//! `block_in_place` is not allowed), the read is queued like any job.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender};
@@ -28,9 +37,13 @@ pub(crate) enum Role {
     Read,
 }
 
+type Shared = Arc<Mutex<Connection>>;
+
 pub(crate) struct Pool {
     writer: RwLock<Option<Sender<Job>>>,
     readers: RwLock<Option<Sender<Job>>>,
+    /// The reader connections, for reads run in place (empty once closed).
+    reader_conns: RwLock<Vec<Shared>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -40,15 +53,16 @@ impl std::fmt::Debug for Pool {
     }
 }
 
-fn run(mut conn: Connection, jobs: Receiver<Job>) {
+fn run(conn: Shared, jobs: Receiver<Job>) {
     for job in jobs {
         // A job that panics drops its result channel (the caller gets an
         // error); the connection and thread live on for the next job.
+        let mut conn = conn.lock().unwrap_or_else(|e| e.into_inner());
         let _ = catch_unwind(AssertUnwindSafe(|| job(&mut conn)));
     }
 }
 
-fn spawn(name: String, conn: Connection, jobs: Receiver<Job>) -> Result<JoinHandle<()>> {
+fn spawn(name: String, conn: Shared, jobs: Receiver<Job>) -> Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name(name)
         .spawn(move || run(conn, jobs))
@@ -60,19 +74,29 @@ impl Pool {
     pub(crate) fn start(writer: Connection, readers: Vec<Connection>) -> Result<Pool> {
         let mut threads = Vec::new();
         let (wtx, wrx) = crossbeam_channel::unbounded::<Job>();
+        let writer = Arc::new(Mutex::new(writer));
         threads.push(spawn("kv-sqlite-writer".into(), writer, wrx)?);
+        let readers: Vec<Shared> = readers
+            .into_iter()
+            .map(|c| Arc::new(Mutex::new(c)))
+            .collect();
         let reader_tx = if readers.is_empty() {
             None
         } else {
             let (rtx, rrx) = crossbeam_channel::unbounded::<Job>();
-            for (i, conn) in readers.into_iter().enumerate() {
-                threads.push(spawn(format!("kv-sqlite-read{i}"), conn, rrx.clone())?);
+            for (i, conn) in readers.iter().enumerate() {
+                threads.push(spawn(
+                    format!("kv-sqlite-read{i}"),
+                    Arc::clone(conn),
+                    rrx.clone(),
+                )?);
             }
             Some(rtx)
         };
         Ok(Pool {
             writer: RwLock::new(Some(wtx)),
             readers: RwLock::new(reader_tx),
+            reader_conns: RwLock::new(readers),
             threads: Mutex::new(threads),
         })
     }
@@ -83,6 +107,14 @@ impl Pool {
         role: Role,
         f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     ) -> Result<T> {
+        let f = if role == Role::Read {
+            match self.read_in_place(f) {
+                Ok(done) => return done,
+                Err(f) => f,
+            }
+        } else {
+            f
+        };
         let (tx, rx) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move |conn| {
             let _ = tx.send(f(conn));
@@ -107,13 +139,31 @@ impl Pool {
             };
             sender.send(job).map_err(|_| closed())?;
         }
-        rx.await.map_err(|_| {
-            Error::backend(
-                "sqlite",
-                false,
-                "the SQLite worker thread stopped before answering (a panic in a job)",
-            )
-        })?
+        rx.await.map_err(|_| job_panicked())?
+    }
+
+    /// Runs `f` on an idle reader connection on this thread (see the module
+    /// documentation), or gives it back when that is not possible.
+    fn read_in_place<T, F>(&self, f: F) -> std::result::Result<Result<T>, F>
+    where
+        F: FnOnce(&mut Connection) -> Result<T>,
+    {
+        let multi_thread = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if !multi_thread {
+            return Err(f);
+        }
+        let conns = self.reader_conns.read().unwrap_or_else(|e| e.into_inner());
+        for conn in conns.iter() {
+            if let Ok(mut guard) = conn.try_lock() {
+                // `conns` stays locked for reading: `close` waits for this.
+                return Ok(tokio::task::block_in_place(move || {
+                    catch_unwind(AssertUnwindSafe(|| f(&mut guard)))
+                        .unwrap_or_else(|_| Err(job_panicked()))
+                }));
+            }
+        }
+        Err(f)
     }
 
     /// Stops taking jobs, lets the threads finish what is queued, and joins
@@ -127,6 +177,10 @@ impl Pool {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .take();
+        self.reader_conns
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
         let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
         for t in threads {
             let _ = t.join();
@@ -138,6 +192,14 @@ impl Pool {
     pub(crate) fn single_connection(&self) -> bool {
         self.readers.read().map(|r| r.is_none()).unwrap_or(true)
     }
+}
+
+fn job_panicked() -> Error {
+    Error::backend(
+        "sqlite",
+        false,
+        "a SQLite job panicked before answering (a bug: please report it)",
+    )
 }
 
 impl Drop for Pool {

@@ -174,7 +174,7 @@ impl Sql {
     }
 
     /// `SELECT <what> FROM t WHERE namespace = :ns <range> ORDER BY key
-    /// [LIMIT :limit]`: composed from fixed fragments only.
+    /// <tail>`: composed from fixed fragments (and integers) only.
     pub(crate) fn ranged(&self, what: &str, range: &Range, tail: &str) -> String {
         let mut sql = format!(r#"{what} FROM "{}" WHERE namespace = :ns"#, self.table);
         match range.lower {

@@ -26,6 +26,8 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
 
 use crate::error::{shorten, Error, Result};
 
@@ -50,14 +52,38 @@ const MAX_DFA_CELLS: usize = 1 << 20;
 /// assert_eq!(p.literal_prefix(), "users.");
 /// # Ok::<(), kv_core::Error>(())
 /// ```
-#[derive(Clone)]
 pub struct Pattern {
     source: String,
     literal_prefix: String,
     prefix_only: bool,
     exact_keys: Option<Vec<String>>,
     nfa: Nfa,
-    dfa: Option<Dfa>,
+    /// Built on first need: after [`LAZY_DFA_AFTER`] matches, or by
+    /// [`Pattern::precompile`]. `None` inside when the pattern is too big
+    /// for a DFA (the NFA then does all the matching).
+    dfa: OnceLock<Option<Dfa>>,
+    /// Matches run on the NFA so far (stops counting once the DFA exists).
+    nfa_runs: AtomicU32,
+}
+
+/// Matches a pattern runs on its NFA before it builds its DFA. Building the
+/// DFA costs about as much as matching a few dozen keys on the NFA, so a
+/// pattern used once for a short scan never pays for it, and one matched
+/// against many keys gets the fast path early.
+const LAZY_DFA_AFTER: u32 = 32;
+
+impl Clone for Pattern {
+    fn clone(&self) -> Self {
+        Pattern {
+            source: self.source.clone(),
+            literal_prefix: self.literal_prefix.clone(),
+            prefix_only: self.prefix_only,
+            exact_keys: self.exact_keys.clone(),
+            nfa: self.nfa.clone(),
+            dfa: self.dfa.clone(),
+            nfa_runs: AtomicU32::new(self.nfa_runs.load(Ordering::Relaxed)),
+        }
+    }
 }
 
 impl fmt::Debug for Pattern {
@@ -66,7 +92,14 @@ impl fmt::Debug for Pattern {
             .field("source", &self.source)
             .field("literal_prefix", &self.literal_prefix)
             .field("nfa_states", &self.nfa.states.len())
-            .field("dfa_states", &self.dfa.as_ref().map(|d| d.accept.len()))
+            .field(
+                "dfa_states",
+                &self
+                    .dfa
+                    .get()
+                    .and_then(|d| d.as_ref())
+                    .map(|d| d.accept.len()),
+            )
             .finish()
     }
 }
@@ -124,14 +157,14 @@ impl Pattern {
             });
 
         let nfa = Nfa::build(&alternatives);
-        let dfa = Dfa::build(&nfa, &literal_prefix);
         Ok(Pattern {
             source: pattern.to_owned(),
             literal_prefix,
             prefix_only,
             exact_keys,
             nfa,
-            dfa,
+            dfa: OnceLock::new(),
+            nfa_runs: AtomicU32::new(0),
         })
     }
 
@@ -161,9 +194,31 @@ impl Pattern {
         self.exact_keys.as_deref()
     }
 
+    /// Builds the pattern's DFA now rather than after its first few dozen
+    /// matches. Matching gives the same answers either way; this only moves
+    /// the cost (tens of microseconds for a typical pattern) to the call.
+    pub fn precompile(self) -> Self {
+        self.dfa();
+        self
+    }
+
+    fn dfa(&self) -> Option<&Dfa> {
+        self.dfa
+            .get_or_init(|| Dfa::build(&self.nfa, &self.literal_prefix))
+            .as_ref()
+    }
+
     /// Whether `key` matches the whole pattern.
     pub fn matches(&self, key: &str) -> bool {
-        match &self.dfa {
+        if !key.starts_with(self.literal_prefix.as_str()) {
+            return false;
+        }
+        let dfa = match self.dfa.get() {
+            Some(built) => built.as_ref(),
+            None if self.nfa_runs.fetch_add(1, Ordering::Relaxed) >= LAZY_DFA_AFTER => self.dfa(),
+            None => None,
+        };
+        match dfa {
             Some(dfa) => dfa.matches(&self.nfa, key, &self.literal_prefix),
             None => self.nfa.matches_from(self.nfa.start.clone(), key),
         }
@@ -826,6 +881,30 @@ mod tests {
 
     fn m(p: &str, k: &str) -> bool {
         Pattern::new(p).unwrap_or_else(|e| panic!("{e}")).matches(k)
+    }
+
+    #[test]
+    fn dfa_is_built_after_a_few_dozen_matches_and_agrees() {
+        let p = Pattern::new("users.*.{name,email}").unwrap_or_else(|e| panic!("{e}"));
+        let keys = [
+            "users.1.name",
+            "users.1.age",
+            "users.1.x.email",
+            "users.é.email",
+            "app",
+        ];
+        let mut first = Vec::new();
+        for k in keys {
+            first.push(p.matches(k));
+        }
+        assert!(p.dfa.get().is_none(), "built too early");
+        for _ in 0..LAZY_DFA_AFTER {
+            p.matches("users.2.name");
+        }
+        assert!(p.dfa.get().is_some_and(|d| d.is_some()), "not built");
+        let again: Vec<bool> = keys.iter().map(|k| p.matches(k)).collect();
+        assert_eq!(first, again);
+        assert_eq!(first, [true, false, false, true, false]);
     }
 
     fn err_pos(p: &str) -> (usize, String) {

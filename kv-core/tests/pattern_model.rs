@@ -448,10 +448,14 @@ proptest! {
     #[test]
     fn matches_agrees_with_reference((p, keys) in case()) {
         let pat = compile(&p);
+        // A fresh pattern matches on its NFA for its first few dozen keys;
+        // a precompiled one on its DFA. Both must agree with the reference.
+        let eager = compile(&p).precompile();
         let prefix = pat.literal_prefix();
         for k in &keys {
             let got = pat.matches(k);
             prop_assert_eq!(got, reference::matches(&p, k), "pattern {:?} key {:?}", p, k);
+            prop_assert_eq!(eager.matches(k), got, "DFA vs NFA: pattern {:?} key {:?}", p, k);
             if got {
                 prop_assert!(k.starts_with(prefix),
                     "pattern {:?} matches {:?} but literal prefix is {:?}", p, k, prefix);
