@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use crate::error::Result;
 use crate::metadata::{Metadata, MetadataFilter, UserMetadata};
+use crate::migrate::{ImportOptions, ImportOutcome};
 use crate::types::{Batch, Entry, ScanPage, SetOptions, StoreStats, Ttl};
 use crate::value::Value;
 
@@ -161,6 +162,25 @@ pub trait KVStore: Send + Sync + fmt::Debug {
 
     /// Prepends a string or bytes; as [`append`](Self::append).
     async fn prepend(&self, key: &str, prefix: Value) -> Result<u64>;
+
+    // --- import ------------------------------------------------------------
+
+    /// Writes whole records as they were read from another store (by
+    /// [`scan`](Self::scan), an export file, …), keeping what a plain `set`
+    /// would reset: `created_at`, `updated_at`, the absolute `expires_at`,
+    /// the value type and content type, and the user metadata. Versions are
+    /// this store's own. Entry keys are taken in this handle's namespace.
+    ///
+    /// Returns one [`ImportOutcome`] per entry, in order. A record whose
+    /// `expires_at` has passed is skipped; one the store refuses (invalid
+    /// key, value too large, mismatched type) is `Failed` and the others
+    /// are still written. `Err` is for the store itself failing; on a
+    /// backend with atomic batches nothing was written then.
+    async fn import_entries(
+        &self,
+        entries: Vec<Entry>,
+        options: ImportOptions,
+    ) -> Result<Vec<ImportOutcome>>;
 
     // --- admin -------------------------------------------------------------
 

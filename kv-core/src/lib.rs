@@ -28,6 +28,7 @@
 //! - [`backend`]: the [`Backend`] trait and its plain data.
 //! - [`ops`]: generic implementations of the backend fast paths.
 //! - [`api`]: the [`KVStore`] trait and [`KVStoreExt`].
+//! - [`migrate`]: [`migrate_store`] and the import side of every store.
 //! - [`types`]: options, entries, pages, batches, stats.
 //! - [`store`]: [`Store`], the one implementation of the semantics.
 //! - [`memory`]: the in-memory reference backend.
@@ -42,6 +43,7 @@ pub mod error;
 pub mod key;
 pub mod memory;
 pub mod metadata;
+pub mod migrate;
 pub mod ops;
 pub mod pattern;
 pub mod record;
@@ -62,6 +64,10 @@ pub use error::{BoxError, Error, KeyRule, Result};
 pub use key::{Key, KeyRules, DEFAULT_NAMESPACE};
 pub use memory::MemoryBackend;
 pub use metadata::{Condition, Metadata, MetadataFilter, SystemMetadata, UserMetadata};
+pub use migrate::{
+    migrate_store, ImportOptions, ImportOutcome, MigrateError, MigrateOptions, MigrateReport,
+    Namespaces, Overwrite, ResumePoint, SkipReason,
+};
 pub use pattern::Pattern;
 pub use record::Record;
 pub use store::{Store, StoreBuilder};

@@ -26,11 +26,14 @@ use crate::memory::MemoryBackend;
 use crate::metadata::{
     Metadata, MetadataFilter, UserMetadata, RESERVED_CONTENT_TYPE, RESERVED_TTL,
 };
+use crate::migrate::{ImportOptions, ImportOutcome};
 use crate::ops::{Retry, SCAN_PAGE};
 use crate::pattern::Pattern;
 use crate::record::Record;
 use crate::types::{Batch, BatchItem, Entry, ScanPage, SetOptions, StoreOptions, StoreStats, Ttl};
 use crate::value::{Value, ValueType};
+
+mod import;
 
 /// A [`KVStore`] over an `Arc<dyn Backend>`.
 ///
@@ -1388,6 +1391,14 @@ impl KVStore for Store {
 
     async fn prepend(&self, key: &str, prefix: Value) -> Result<u64> {
         self.append_inner("prepend", key, prefix, false).await
+    }
+
+    async fn import_entries(
+        &self,
+        entries: Vec<Entry>,
+        options: ImportOptions,
+    ) -> Result<Vec<ImportOutcome>> {
+        self.import_entries_inner(entries, options).await
     }
 
     fn namespace(&self, namespace: &str) -> Result<Arc<dyn KVStore>> {

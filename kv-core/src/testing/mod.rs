@@ -86,6 +86,12 @@ impl From<Error> for Failure {
     }
 }
 
+impl From<crate::migrate::MigrateError> for Failure {
+    fn from(e: crate::migrate::MigrateError) -> Self {
+        Failure(format!("unexpected error: {e}"))
+    }
+}
+
 /// What a case returns.
 pub type CaseResult = std::result::Result<(), Failure>;
 

@@ -82,6 +82,7 @@ mod atomic;
 mod batch;
 mod keys;
 mod metadata;
+mod migrate;
 mod namespaces;
 mod patterns;
 mod scan;
@@ -101,6 +102,7 @@ pub fn all_cases() -> Vec<Case> {
     all.extend(namespaces::cases());
     all.extend(scan::cases());
     all.extend(admin::cases());
+    all.extend(migrate::cases());
     all
 }
 
