@@ -43,6 +43,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod config;
+pub mod transfer;
 
 /// The README's code blocks, compiled and run as doc tests.
 #[cfg(doctest)]
