@@ -478,6 +478,18 @@ impl StoreConfig {
     /// | `KV_AUTO_CLEANUP` | `store.auto_cleanup` |
     /// | `KV_CLEANUP_INTERVAL` | `store.cleanup_interval` |
     /// | `KV_TRACK_ACCESS` | `store.track_access` |
+    /// | `KV_ENGINE_PATH` | `engine.path` |
+    /// | `KV_ENGINE_SYNC` | `engine.sync` |
+    /// | `KV_SQLITE_PATH` | `sqlite.path` |
+    /// | `KV_POSTGRES_URL` | `postgres.url` (a secret: never printed) |
+    /// | `KV_POSTGRES_PASSWORD` | `postgres.password` (a secret) |
+    /// | `KV_S3_BUCKET` | `s3.bucket` |
+    /// | `KV_S3_PREFIX` | `s3.prefix` |
+    /// | `KV_S3_ENDPOINT` | `s3.endpoint` |
+    /// | `KV_S3_REGION` | `s3.region` |
+    ///
+    /// S3 credentials also come from the standard `AWS_ACCESS_KEY_ID` and
+    /// `AWS_SECRET_ACCESS_KEY` when the `[s3]` section has none.
     pub fn apply_env_from(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<()> {
         fn parse<T: FromStr>(name: &str, v: &str) -> Result<T>
         where
@@ -532,6 +544,33 @@ impl StoreConfig {
         }
         if let Some(v) = get("KV_TRACK_ACCESS") {
             self.store.track_access = boolean("KV_TRACK_ACCESS", &v)?;
+        }
+        if let Some(v) = get("KV_ENGINE_PATH") {
+            self.engine.path = PathBuf::from(v);
+        }
+        if let Some(v) = get("KV_ENGINE_SYNC") {
+            self.engine.sync = v;
+        }
+        if let Some(v) = get("KV_SQLITE_PATH") {
+            self.sqlite.path = PathBuf::from(v);
+        }
+        if let Some(v) = get("KV_POSTGRES_URL") {
+            self.postgres.url = Some(Secret::new(v));
+        }
+        if let Some(v) = get("KV_POSTGRES_PASSWORD") {
+            self.postgres.password = Some(Secret::new(v));
+        }
+        if let Some(v) = get("KV_S3_BUCKET") {
+            self.s3.bucket = v;
+        }
+        if let Some(v) = get("KV_S3_PREFIX") {
+            self.s3.prefix = v;
+        }
+        if let Some(v) = get("KV_S3_ENDPOINT") {
+            self.s3.endpoint = Some(v);
+        }
+        if let Some(v) = get("KV_S3_REGION") {
+            self.s3.region = Some(v);
         }
         self.validate("environment")
     }
@@ -839,5 +878,43 @@ mod tests {
             .apply_env_from(|n| (n == "KV_BACKEND").then(|| "mongo".to_owned()))
             .unwrap_err();
         assert!(e.to_string().contains("mongo"), "{e}");
+    }
+
+    #[test]
+    fn backend_section_environment_overrides() {
+        let env = |name: &str| {
+            Some(
+                match name {
+                    "KV_ENGINE_PATH" => "/data/kv",
+                    "KV_ENGINE_SYNC" => "never",
+                    "KV_SQLITE_PATH" => "/data/kv.db",
+                    "KV_POSTGRES_URL" => "postgres://u:hunter2@db/kv",
+                    "KV_POSTGRES_PASSWORD" => "hunter3",
+                    "KV_S3_BUCKET" => "bkt",
+                    "KV_S3_PREFIX" => "app",
+                    "KV_S3_ENDPOINT" => "http://127.0.0.1:9000",
+                    "KV_S3_REGION" => "eu-west-1",
+                    _ => return None,
+                }
+                .to_owned(),
+            )
+        };
+        let mut c = StoreConfig::default();
+        c.apply_env_from(env).unwrap();
+        assert_eq!(c.engine.path, PathBuf::from("/data/kv"));
+        assert_eq!(c.engine.sync, "never");
+        assert_eq!(c.sqlite.path, PathBuf::from("/data/kv.db"));
+        assert_eq!(
+            c.postgres.url.as_ref().map(Secret::expose),
+            Some("postgres://u:hunter2@db/kv")
+        );
+        assert_eq!((c.s3.bucket.as_str(), c.s3.prefix.as_str()), ("bkt", "app"));
+        assert_eq!(c.s3.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        assert_eq!(c.s3.region.as_deref(), Some("eu-west-1"));
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("hunter3"),
+            "{shown}"
+        );
     }
 }
