@@ -440,24 +440,29 @@ impl StoreConfig {
     }
 
     /// Reads a `.toml` or `.json` file (by extension), then applies the
-    /// environment overrides.
+    /// environment overrides ([`apply_env`](Self::apply_env)).
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+        let mut config = Self::read_file(path)?;
+        config.apply_env()?;
+        Ok(config)
+    }
+
+    /// Reads a `.toml` or `.json` file (by extension) as it is, without
+    /// environment overrides: for a second store next to the one the
+    /// environment describes (the target of a migration).
+    pub fn read_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let origin = path.display().to_string();
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::io(format!("reading config file {origin}"), e))?;
-        let mut config = match path.extension().and_then(|e| e.to_str()) {
-            Some("json") => Self::from_json_str(&text, &origin)?,
-            Some("toml") | None => Self::from_toml_str(&text, &origin)?,
-            Some(other) => {
-                return Err(Error::config(
-                    origin,
-                    format!("unknown config file extension .{other}; use .toml or .json"),
-                ))
-            }
-        };
-        config.apply_env()?;
-        Ok(config)
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("json") => Self::from_json_str(&text, &origin),
+            Some("toml") | None => Self::from_toml_str(&text, &origin),
+            Some(other) => Err(Error::config(
+                origin,
+                format!("unknown config file extension .{other}; use .toml or .json"),
+            )),
+        }
     }
 
     /// Applies environment overrides from the process environment.

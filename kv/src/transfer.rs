@@ -284,7 +284,7 @@ pub async fn export_jsonl<W: Write + Send>(
     for_each_page(store, options, &options.namespaces, |ns, entries| {
         for entry in &entries {
             serde_json::to_writer(&mut out, &line_of(ns, entry))
-                .map_err(|e| Error::io("writing the export", std::io::Error::other(e)))?;
+                .map_err(|e| io_err("writing the export", std::io::Error::from(e)))?;
             out.write_all(b"\n")
                 .map_err(|e| io_err("writing the export", e))?;
             report.records += 1;
@@ -310,7 +310,16 @@ pub async fn export_csv<W: Write + Send>(
     let started = Instant::now();
     let mut report = TransferReport::default();
     let mut csv = csv::Writer::from_writer(out);
-    let csv_err = |e: csv::Error| Error::io("writing the CSV export", std::io::Error::other(e));
+    let csv_err = |e: csv::Error| {
+        // Keep the I/O error (and its kind: a closed pipe stays a closed
+        // pipe) when there is one.
+        let text = e.to_string();
+        let io = match e.into_kind() {
+            csv::ErrorKind::Io(io) => io,
+            _ => std::io::Error::other(text),
+        };
+        Error::io("writing the CSV export", io)
+    };
     csv.write_record(["key", "type", "value"])
         .map_err(csv_err)?;
     for_each_page(store, options, &Namespaces::Current, |_, entries| {
