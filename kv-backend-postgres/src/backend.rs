@@ -123,6 +123,47 @@ fn filter_sql(filter: &MetadataFilter) -> Option<(serde_json::Value, Vec<String>
     Some((serde_json::Value::Object(contains), exists))
 }
 
+/// Makes one connection before the pool does, so a server that cannot be
+/// reached is reported with its cause (refused, unknown host, bad password)
+/// rather than as the pool's bare timeout. Transient failures are retried
+/// until `timeout`; the others fail at once.
+async fn first_connection(
+    connect: &sqlx::postgres::PgConnectOptions,
+    timeout: std::time::Duration,
+) -> Result<()> {
+    use sqlx::Connection;
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut pause = std::time::Duration::from_millis(50);
+    loop {
+        let attempt =
+            tokio::time::timeout_at(deadline, sqlx::PgConnection::connect_with(connect)).await;
+        let error = match attempt {
+            Ok(Ok(conn)) => {
+                let _ = conn.close().await;
+                return Ok(());
+            }
+            Ok(Err(e @ (sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut))) => e,
+            Ok(Err(e)) => return Err(map(e)),
+            Err(_) => {
+                return Err(Error::backend(
+                    "postgres",
+                    true,
+                    format!("no connection to the server within {timeout:?}"),
+                ))
+            }
+        };
+        if tokio::time::Instant::now() + pause >= deadline {
+            return Err(Error::backend(
+                "postgres",
+                true,
+                format!("cannot connect to the server within {timeout:?}: {error}"),
+            ));
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(std::time::Duration::from_secs(1));
+    }
+}
+
 impl PgStore {
     /// Connects, and creates the table, its indexes and the schema row when
     /// missing (in one transaction, under an advisory lock, so many
@@ -130,10 +171,12 @@ impl PgStore {
     /// refused.
     pub async fn open(options: PgOptions) -> Result<PgStore> {
         options.validate()?;
+        let connect = options.connect_options()?;
+        first_connection(&connect, options.connect_timeout).await?;
         let pool = PgPoolOptions::new()
             .max_connections(options.pool_size)
             .acquire_timeout(options.connect_timeout)
-            .connect_with(options.connect_options()?)
+            .connect_with(connect)
             .await
             .map_err(map)?;
         let table = options.table.clone();
