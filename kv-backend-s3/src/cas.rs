@@ -1,0 +1,272 @@
+//! How conditional writes are made atomic: the probe, the ETag cache and
+//! the process-local fallback lock.
+//!
+//! **The probe.** Before the first conditional write (or on
+//! [`S3Store::probe`](crate::S3Store::probe)) the backend checks that the
+//! store honours conditional PUTs, on a fresh object under
+//! `{prefix}/.kv-probe/`:
+//!
+//! 1. `PutMode::Create` succeeds;
+//! 2. a second `PutMode::Create` fails with `AlreadyExists`;
+//! 3. `PutMode::Update` with a made-up ETag fails with `Precondition`;
+//! 4. `PutMode::Update` with the ETag from step 1 succeeds;
+//!
+//! then deletes the object. A store that passes gets
+//! [`CasMechanism::ConditionalPut`](kv_core::CasMechanism::ConditionalPut):
+//! `Precondition::Absent` is `PutMode::Create` (`If-None-Match: *`) and
+//! `Precondition::Version(v)` is `PutMode::Update` with the ETag of the
+//! object whose record has version `v` (`If-Match`), atomic across
+//! processes and hosts. A store that fails gets
+//! [`CasMechanism::Unsupported`](kv_core::CasMechanism::Unsupported)
+//! — conditional writes are refused with `Error::Unsupported` rather than
+//! silently losing updates — or, when the user opted in with
+//! [`S3Options::allow_local_locking`](crate::S3Options::allow_local_locking),
+//! [`CasMechanism::Lock`](kv_core::CasMechanism::Lock): a lock per object
+//! (sharded mutexes) held across read-check-write, **atomic within this
+//! process only**.
+//!
+//! **The ETag cache.** A read remembers which ETag carried which record
+//! version, so `write(Version(v))` right after `read` (the store's
+//! read-modify-write loop) sends its `If-Match` without a second GET. A
+//! stale entry only costs that GET: when `If-Match` fails the object is
+//! read again, and the write is retried with the fresh ETag if the version
+//! still matches.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use kv_core::Error;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
+
+use crate::error::{classify, Failure};
+use crate::layout::Layout;
+
+/// How conditional writes are made atomic on this store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum CasMode {
+    /// The store honours `PutMode::Create` and `PutMode::Update`.
+    Native,
+    /// It does not; a lock in this process stands in (opted into).
+    Local,
+    /// It does not, and conditional writes are refused.
+    Unsupported {
+        /// What the probe saw.
+        reason: String,
+    },
+}
+
+/// Lock shards of the local fallback.
+const LOCK_SHARDS: usize = 256;
+/// Shards of the ETag cache, and entries per shard before it is cleared.
+const CACHE_SHARDS: usize = 16;
+const CACHE_PER_SHARD: usize = 1024;
+
+/// A remembered ETag: the object carrying it held this record version.
+#[derive(Debug, Clone)]
+struct Tagged {
+    version: u64,
+    tag: UpdateVersion,
+}
+
+/// Per-backend state of conditional writes.
+#[derive(Debug)]
+pub(crate) struct Cas {
+    mode: tokio::sync::OnceCell<CasMode>,
+    locks: Vec<tokio::sync::Mutex<()>>,
+    tags: Vec<Mutex<HashMap<Path, Tagged>>>,
+    hasher: std::collections::hash_map::RandomState,
+}
+
+impl Cas {
+    pub(crate) fn new() -> Cas {
+        Cas {
+            mode: tokio::sync::OnceCell::new(),
+            locks: (0..LOCK_SHARDS)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
+            tags: (0..CACHE_SHARDS)
+                .map(|_| Mutex::new(HashMap::new()))
+                .collect(),
+            hasher: std::collections::hash_map::RandomState::new(),
+        }
+    }
+
+    /// The mode, once probed.
+    pub(crate) fn known(&self) -> Option<&CasMode> {
+        self.mode.get()
+    }
+
+    /// The mode, probing the store the first time.
+    pub(crate) async fn mode(
+        &self,
+        store: &dyn ObjectStore,
+        layout: &Layout,
+        allow_local_locking: bool,
+    ) -> Result<&CasMode, Error> {
+        self.mode
+            .get_or_try_init(|| async {
+                Ok(match probe(store, layout).await? {
+                    Ok(()) => CasMode::Native,
+                    Err(_) if allow_local_locking => CasMode::Local,
+                    Err(reason) => CasMode::Unsupported { reason },
+                })
+            })
+            .await
+    }
+
+    fn hash(&self, path: &Path) -> usize {
+        self.hasher.hash_one(path) as usize
+    }
+
+    /// The fallback lock of `path`'s shard.
+    pub(crate) async fn lock(&self, path: &Path) -> tokio::sync::MutexGuard<'_, ()> {
+        self.locks[self.hash(path) % LOCK_SHARDS].lock().await
+    }
+
+    fn shard(&self, path: &Path) -> &Mutex<HashMap<Path, Tagged>> {
+        &self.tags[(self.hash(path) / LOCK_SHARDS) % CACHE_SHARDS]
+    }
+
+    /// The ETag last seen on `path` with record version `version`.
+    pub(crate) fn cached(&self, path: &Path, version: u64) -> Option<UpdateVersion> {
+        let shard = self.shard(path).lock().ok()?;
+        shard
+            .get(path)
+            .filter(|t| t.version == version)
+            .map(|t| t.tag.clone())
+    }
+
+    /// Remembers that the object at `path` with this tag holds `version`.
+    pub(crate) fn remember(&self, path: &Path, version: u64, tag: UpdateVersion) {
+        if tag.e_tag.is_none() && tag.version.is_none() {
+            return;
+        }
+        if let Ok(mut shard) = self.shard(path).lock() {
+            if shard.len() >= CACHE_PER_SHARD && !shard.contains_key(path) {
+                shard.clear();
+            }
+            shard.insert(path.clone(), Tagged { version, tag });
+        }
+    }
+
+    /// Forgets what was seen on `path`.
+    pub(crate) fn forget(&self, path: &Path) {
+        if let Ok(mut shard) = self.shard(path).lock() {
+            shard.remove(path);
+        }
+    }
+}
+
+/// A name no other probe (in this or another process) uses.
+fn probe_id() -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    std::process::id().hash(&mut h);
+    N.fetch_add(1, Ordering::Relaxed).hash(&mut h);
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+        .hash(&mut h);
+    format!("probe-{:016x}", h.finish())
+}
+
+/// Checks that `store` honours conditional PUTs (see the
+/// [module docs](self)). `Ok(Err(reason))` when it does not; `Err` when
+/// the store could not be asked (connection, permissions).
+pub(crate) async fn probe(
+    store: &dyn ObjectStore,
+    layout: &Layout,
+) -> Result<Result<(), String>, Error> {
+    let path = layout.probe_path(&probe_id());
+    let result = probe_steps(store, &path).await;
+    // Best effort: a leftover probe object is harmless (it never lists as
+    // a record) and tiny.
+    let _ = store.delete(&path).await;
+    result
+}
+
+async fn probe_steps(store: &dyn ObjectStore, path: &Path) -> Result<Result<(), String>, Error> {
+    let name = store.to_string();
+    let put = |body: &'static str, mode: PutMode| {
+        let opts = PutOptions {
+            mode,
+            ..PutOptions::default()
+        };
+        store.put_opts(path, PutPayload::from_static(body.as_bytes()), opts)
+    };
+    // 1. Create on a fresh name.
+    let first = match put("kv probe 1", PutMode::Create).await {
+        Ok(r) => r,
+        Err(e) => {
+            return match classify(e, &name) {
+                Failure::Other(Error::Unsupported { .. }) => {
+                    Ok(Err("PutMode::Create is not implemented".into()))
+                }
+                Failure::Other(e) => Err(e),
+                Failure::NotFound | Failure::Conflict => {
+                    Ok(Err("PutMode::Create of a fresh object name failed".into()))
+                }
+            }
+        }
+    };
+    // 2. A second Create must fail.
+    match put("kv probe 2", PutMode::Create).await {
+        Ok(_) => {
+            return Ok(Err(
+                "a second PutMode::Create of one object succeeded (If-None-Match is ignored)"
+                    .into(),
+            ))
+        }
+        Err(e) => match classify(e, &name) {
+            Failure::Conflict => {}
+            Failure::Other(Error::Unsupported { .. }) => {
+                return Ok(Err("PutMode::Create is not implemented".into()))
+            }
+            Failure::Other(e) => return Err(e),
+            Failure::NotFound => {
+                return Ok(Err(
+                    "a second PutMode::Create failed with NotFound instead of AlreadyExists".into(),
+                ))
+            }
+        },
+    }
+    // 3. Update with a stale ETag must fail.
+    let stale = UpdateVersion {
+        e_tag: Some("\"kv-probe-stale-etag\"".into()),
+        version: None,
+    };
+    match put("kv probe 3", PutMode::Update(stale)).await {
+        Ok(_) => {
+            return Ok(Err(
+                "PutMode::Update with a stale ETag succeeded (If-Match is ignored)".into(),
+            ))
+        }
+        Err(e) => match classify(e, &name) {
+            Failure::Conflict | Failure::NotFound => {}
+            Failure::Other(Error::Unsupported { .. }) => {
+                return Ok(Err("PutMode::Update is not implemented".into()))
+            }
+            Failure::Other(e) => return Err(e),
+        },
+    }
+    // 4. Update with the current ETag must succeed.
+    if first.e_tag.is_none() && first.version.is_none() {
+        return Ok(Err("PUT returned neither an ETag nor a version".into()));
+    }
+    match put("kv probe 4", PutMode::Update(first.into())).await {
+        Ok(_) => Ok(Ok(())),
+        Err(e) => match classify(e, &name) {
+            Failure::Conflict | Failure::NotFound => {
+                Ok(Err("PutMode::Update with the current ETag failed".into()))
+            }
+            Failure::Other(Error::Unsupported { .. }) => {
+                Ok(Err("PutMode::Update is not implemented".into()))
+            }
+            Failure::Other(e) => Err(e),
+        },
+    }
+}

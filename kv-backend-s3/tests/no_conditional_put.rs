@@ -1,0 +1,193 @@
+//! A store that does not honour conditional PUTs (a wrapper that turns
+//! `PutMode::Create` and `PutMode::Update` into `Overwrite`, as some
+//! S3-compatible servers silently do) is caught by the probe: compare-and-
+//! swap, increment, `set_nx` — every conditional write — fail with
+//! `Error::Unsupported` naming the store, and nothing stored is lost or
+//! changed, even under concurrent attempts. With
+//! `S3Options::allow_local_locking` the same store works, atomically
+//! within the process.
+#![allow(clippy::unwrap_used)]
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures_util::stream::BoxStream;
+use futures_util::TryStreamExt;
+use kv_backend_s3::{S3Options, S3Store};
+use kv_core::{
+    Backend, CasMechanism, Error, KVStore, Precondition, Record, Store, Timestamp, Value, ValueType,
+};
+use object_store::memory::InMemory;
+use object_store::path::Path;
+use object_store::{
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+    PutMode, PutMultipartOptions, PutOptions, PutPayload, PutResult, Result as OsResult,
+};
+
+/// An in-memory store that ignores `If-None-Match` and `If-Match`.
+#[derive(Debug, Default)]
+struct IgnoresConditions {
+    inner: InMemory,
+}
+
+impl fmt::Display for IgnoresConditions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("IgnoresConditions")
+    }
+}
+
+#[async_trait]
+impl ObjectStore for IgnoresConditions {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        mut opts: PutOptions,
+    ) -> OsResult<PutResult> {
+        opts.mode = PutMode::Overwrite;
+        self.inner.put_opts(location, payload, opts).await
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> OsResult<Box<dyn MultipartUpload>> {
+        self.inner.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(&self, location: &Path, options: GetOptions) -> OsResult<GetResult> {
+        self.inner.get_opts(location, options).await
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, OsResult<Path>>,
+    ) -> BoxStream<'static, OsResult<Path>> {
+        self.inner.delete_stream(locations)
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, OsResult<ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> OsResult<ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> OsResult<()> {
+        self.inner.copy_opts(from, to, options).await
+    }
+}
+
+fn seeded(key: &str, value: i64) -> Record {
+    Record::new(
+        "default",
+        key,
+        &Value::Int(value),
+        ValueType::Number,
+        Timestamp::from_millis(1_700_000_000_000),
+    )
+}
+
+async fn object_names(store: &Arc<dyn ObjectStore>) -> Vec<String> {
+    store
+        .list(None)
+        .map_ok(|m| m.location.to_string())
+        .try_collect()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn store_ignoring_conditions_refuses_atomic_operations_and_loses_nothing() {
+    let objects: Arc<dyn ObjectStore> = Arc::new(IgnoresConditions::default());
+    let backend = Arc::new(S3Store::new(Arc::clone(&objects), S3Options::default()).unwrap());
+    // Seed a counter with an unconditional write (allowed: it needs no
+    // atomicity).
+    backend
+        .write(seeded("counter", 5), Precondition::Any)
+        .await
+        .unwrap();
+    let store = Store::new(Arc::clone(&backend) as Arc<dyn Backend>);
+
+    match store.increment("counter", 1).await {
+        Err(Error::Unsupported {
+            backend, reason, ..
+        }) => {
+            assert_eq!(backend, "s3");
+            assert!(reason.contains("IgnoresConditions"), "{reason}");
+            assert!(
+                reason.contains("If-None-Match") || reason.contains("If-Match"),
+                "{reason}"
+            );
+        }
+        other => panic!("expected Unsupported, got {other:?}"),
+    }
+    assert_eq!(backend.probe().await.unwrap(), CasMechanism::Unsupported);
+    assert_eq!(backend.capabilities().cas, CasMechanism::Unsupported);
+    assert!(!backend.capabilities().multi_process);
+
+    // Concurrent attempts of every conditional kind: all refused.
+    let mut handles = Vec::new();
+    for i in 0..8i64 {
+        let store = store.clone();
+        handles.push(tokio::spawn(async move {
+            let results = [
+                store.increment("counter", 1).await.map(|_| ()),
+                store
+                    .compare_and_swap("counter", Some(Value::Int(5)), Value::Int(100 + i))
+                    .await
+                    .map(|_| ()),
+                store.set_nx("fresh", Value::Int(i)).await.map(|_| ()),
+                store.append("log", "x".into()).await.map(|_| ()),
+                store.set("counter", Value::Int(-1)).await,
+            ];
+            for r in results {
+                assert!(matches!(r, Err(Error::Unsupported { .. })), "{r:?}");
+            }
+        }));
+    }
+    for h in handles {
+        h.await.unwrap();
+    }
+    // Nothing lost, nothing changed, no stray objects (the probe's is gone).
+    assert_eq!(store.get("counter").await.unwrap(), Some(Value::Int(5)));
+    assert_eq!(store.get("fresh").await.unwrap(), None);
+    assert_eq!(store.get("log").await.unwrap(), None);
+    let meta = store.get_metadata("counter").await.unwrap().unwrap();
+    assert_eq!(meta.system.version, 1);
+    assert_eq!(object_names(&objects).await.len(), 1);
+    // Reads, listing and deletes still work.
+    assert_eq!(store.keys("**").await.unwrap(), ["counter"]);
+    assert!(store.delete("counter").await.unwrap());
+    assert!(object_names(&objects).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn opting_into_local_locking_makes_it_atomic_within_the_process() {
+    let objects: Arc<dyn ObjectStore> = Arc::new(IgnoresConditions::default());
+    let backend = S3Store::new(
+        Arc::clone(&objects),
+        S3Options::default().allow_local_locking(true),
+    )
+    .unwrap();
+    assert_eq!(backend.probe().await.unwrap(), CasMechanism::Lock);
+    let store = Store::new(Arc::new(backend));
+    let mut handles = Vec::new();
+    for _ in 0..8 {
+        let store = store.clone();
+        handles.push(tokio::spawn(async move {
+            for _ in 0..25 {
+                store.increment("counter", 1).await.unwrap();
+            }
+        }));
+    }
+    for h in handles {
+        h.await.unwrap();
+    }
+    assert_eq!(store.get("counter").await.unwrap(), Some(Value::Int(200)));
+    assert!(store.set_nx("once", 1.into()).await.unwrap());
+    assert!(!store.set_nx("once", 2.into()).await.unwrap());
+}
