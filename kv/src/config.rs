@@ -324,22 +324,28 @@ impl fmt::Debug for PostgresSection {
     }
 }
 
-/// The `[s3]` section.
+/// The `[s3]` section: an S3 bucket or an S3-compatible server.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct S3Section {
-    /// Bucket name.
+    /// Bucket name (required). Env: `KV_S3_BUCKET`.
     pub bucket: String,
-    /// Key prefix inside the bucket.
+    /// Prefix of every object in the bucket. Default `""`.
+    /// Env: `KV_S3_PREFIX`.
     pub prefix: String,
-    /// Endpoint URL for S3-compatible servers.
+    /// Endpoint of an S3-compatible server (`http://127.0.0.1:9000`);
+    /// default: AWS for the region. Env: `KV_S3_ENDPOINT`.
     pub endpoint: Option<String>,
-    /// Region.
+    /// Region; default `AWS_REGION`, else `us-east-1`. Env: `KV_S3_REGION`.
     pub region: Option<String>,
-    /// Access key id (else the standard AWS environment variables).
+    /// Access key id; default `AWS_ACCESS_KEY_ID`.
     pub access_key_id: Option<String>,
-    /// Secret access key.
+    /// Secret access key; default `AWS_SECRET_ACCESS_KEY`. Never printed.
     pub secret_access_key: Option<Secret>,
+    /// Allow a plain-HTTP endpoint that is not on the loopback interface.
+    /// Default `false` (`http://localhost…` and `http://127.…` are always
+    /// allowed).
+    pub allow_http: bool,
 }
 
 /// The `[cache]` section; present = the cache layer is on.
