@@ -123,14 +123,24 @@ fn record(i: usize) -> (String, Value, SetOptions) {
     }
 }
 
-/// Writes the data set, plus 20 keys that expire at once (never migrated).
-async fn fill(store: &dyn KVStore) {
+/// Writes the data set, plus 20 keys that expire at once (never migrated),
+/// eight writers at a time (an object store answers each in a round trip).
+async fn fill(store: Arc<dyn KVStore>) {
+    let writers = (0..8).map(|w| {
+        let store = Arc::clone(&store);
+        async move {
+            for ns in NAMESPACES {
+                let handle = store.namespace(ns).unwrap();
+                for i in (w..PER_NAMESPACE).step_by(8) {
+                    let (key, value, options) = record(i);
+                    handle.set_with(&key, value, options).await.unwrap();
+                }
+            }
+        }
+    });
+    futures_util::future::join_all(writers).await;
     for ns in NAMESPACES {
         let handle = store.namespace(ns).unwrap();
-        for i in 0..PER_NAMESPACE {
-            let (key, value, options) = record(i);
-            handle.set_with(&key, value, options).await.unwrap();
-        }
         for i in 0..10 {
             handle
                 .set_with(
@@ -206,7 +216,7 @@ async fn migrate_between_every_pair_of_backends() {
     }
     let fills = sources.iter().map(|(_, s)| {
         let s = Arc::clone(s);
-        async move { fill(&*s).await }
+        fill(s)
     });
     futures_util::future::join_all(fills).await;
     // Let the short-lived keys expire: they must not be migrated.

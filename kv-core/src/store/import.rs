@@ -3,6 +3,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use futures_util::stream::{self, StreamExt, TryStreamExt};
+
 use super::{check_type, lift_reserved, Store};
 use crate::backend::{BatchOp, BatchOutcome, Precondition, WriteOutcome};
 use crate::clock::Timestamp;
@@ -12,6 +14,9 @@ use crate::migrate::{ImportOptions, ImportOutcome, Overwrite, SkipReason};
 use crate::ops::Retry;
 use crate::record::Record;
 use crate::types::Entry;
+
+/// Writes in flight at once when a page is written key by key.
+const IMPORT_CONCURRENCY: usize = 16;
 
 /// Whether `incoming` may replace `live` under `overwrite`.
 fn decide(
@@ -120,11 +125,20 @@ impl Store {
             // Something changed since the read: go key by key, re-deciding
             // the keys that changed.
         }
-        for planned in plan.into_values() {
-            let outcome = self
-                .import_one(planned.record, planned.precondition, options.overwrite)
-                .await?;
-            for i in planned.entries {
+        // Key by key, several at once: on an object store each write is a
+        // round trip, and keys are independent of each other.
+        let written: Vec<(Vec<usize>, Option<SkipReason>)> = stream::iter(plan.into_values())
+            .map(|planned| async move {
+                let outcome = self
+                    .import_one(planned.record, planned.precondition, options.overwrite)
+                    .await?;
+                Ok::<_, Error>((planned.entries, outcome))
+            })
+            .buffer_unordered(IMPORT_CONCURRENCY)
+            .try_collect()
+            .await?;
+        for (entries, outcome) in written {
+            for i in entries {
                 outcomes[i] = Some(match outcome {
                     None => ImportOutcome::Written,
                     Some(reason) => ImportOutcome::Skipped(reason),
