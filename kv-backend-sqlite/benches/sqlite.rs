@@ -32,7 +32,7 @@
 //! |---|---|---|
 //! | `get` | `KVStore::get` of a random key | `prepare_cached` `SELECT value, checksum, expires_at … WHERE namespace = ?1 AND key = ?2`, value into a `Vec`, expiry check, CRC check and `Value::decode` (`StoredValue::decode`) |
 //! | `set_many` | `KVStore::set_many` of 1,000 distinct random existing keys (overwrites) | one `BEGIN IMMEDIATE` transaction: the backend's `version_of` statement per key, then its upsert (`INSERT … ON CONFLICT DO UPDATE`) per key, keys in sorted order as the store does |
-//! | `scan` | `KVStore::scan("users.<6 digits>.*", None, 100)`: 10 entries | the backend's scan statement (`SELECT key, <COLUMNS> … WHERE namespace = :ns AND key >= :lo AND key < :hi ORDER BY key LIMIT :limit`), every row decoded to an `Entry` like `record_from_row` + `Store::entry_of` (all columns, JSON metadata, CRC, `Value::decode`) |
+//! | `scan` | `KVStore::scan("users.<6 digits>.*", None, 100)`: 10 entries | the backend's scan statement as the store runs it (`SELECT key, <COLUMNS> … WHERE namespace = :ns AND key >= :lo AND key < :hi ORDER BY key LIMIT 1000`: the store walks ranges in pages of `kv_core::ops::SCAN_PAGE` = 1000 and the backend writes the limit into the text), every row decoded to an `Entry` like `record_from_row` + `Store::entry_of` (all columns, JSON metadata, CRC, `Value::decode`) |
 //!
 //! Parallelism: "1 client" is one async task awaiting each call in turn on
 //! a multi-thread Tokio runtime, over a store with 1 reader connection,
@@ -41,16 +41,18 @@
 //! threads with a connection each. Writes always go through one writer.
 //!
 //! Context rows for `set_many` (no target): raw "writes only" (just the
-//! upserts in one transaction) and raw "same statements as ours" (the
-//! backend's `read_many` over `json_each` with full row decoding, then the
-//! transaction with `version_of` + upsert per key) — the work the store
-//! does without the thread hop and the `Store` layer.
+//! upserts in one transaction) and raw "same statements as ours": what the
+//! backend's `apply_planned` runs for `Store::set_many`, one `BEGIN
+//! IMMEDIATE` transaction on the writer with the backend's `read` statement
+//! per key (full row decoded as `record_from_row` does), then the upsert per
+//! key with the version and `created_at` taken from the row read — the work
+//! the store does without the `Store` layer.
 //!
-//! Context row for `scan` (no target): raw with `LIMIT 100` written into the
-//! SQL text. A bound `LIMIT :limit` puts the parameter in SQLite's
-//! "re-prepare when rebound" mask, and rusqlite clears bindings when a
-//! statement goes back to its cache, so every run of the scan statement is
-//! re-parsed and re-planned (`sqlite3Reprepare`) — on both sides.
+//! The scan statement has its LIMIT in the text on both sides: a bound
+//! `LIMIT :limit` puts the parameter in SQLite's "re-prepare when rebound"
+//! mask, and rusqlite clears bindings when a statement goes back to its
+//! cache, so every run would be re-parsed and re-planned
+//! (`sqlite3Reprepare`).
 //!
 //! Diagnostics (printed and in the JSON): the pool's round trip alone
 //! (`SqliteStore::with_connection` with a no-op job, one task) and the
@@ -66,7 +68,6 @@
 //! The JSON goes to `$CARGO_TARGET_DIR/sqlite-bench.json`, or
 //! `<workspace>/target/sqlite-bench.json` without the variable.
 
-use std::collections::HashMap;
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Barrier};
@@ -257,14 +258,13 @@ struct RawSql {
     read_value: String,
     version_of: String,
     upsert: String,
-    read_many: String,
+    read: String,
+    /// The backend's scan statement for a prefix, LIMIT in the text.
     scan: String,
-    /// `scan` with the limit written into the text (context row only).
-    scan_literal: String,
 }
 
 impl RawSql {
-    fn new(t: &str, literal_limit: usize) -> RawSql {
+    fn new(t: &str, limit: usize) -> RawSql {
         let insert = format!(
             r#"INSERT INTO "{t}" (namespace, key, {COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"#
         );
@@ -283,14 +283,9 @@ impl RawSql {
                  updated_at = excluded.updated_at, accessed_at = excluded.accessed_at, \
                  expires_at = excluded.expires_at, metadata = excluded.metadata"
             ),
-            read_many: format!(
-                r#"SELECT key, {COLUMNS} FROM "{t}" WHERE namespace = ?1 AND key IN (SELECT value FROM json_each(?2))"#
-            ),
+            read: format!(r#"SELECT {COLUMNS} FROM "{t}" WHERE namespace = ?1 AND key = ?2"#),
             scan: format!(
-                r#"SELECT key, {COLUMNS} FROM "{t}" WHERE namespace = :ns AND key >= :lo AND key < :hi ORDER BY key LIMIT :limit"#
-            ),
-            scan_literal: format!(
-                r#"SELECT key, {COLUMNS} FROM "{t}" WHERE namespace = :ns AND key >= :lo AND key < :hi ORDER BY key LIMIT {literal_limit}"#
+                r#"SELECT key, {COLUMNS} FROM "{t}" WHERE namespace = :ns AND key >= :lo AND key < :hi ORDER BY key LIMIT {limit}"#
             ),
         }
     }
@@ -364,28 +359,11 @@ fn raw_parts(
 }
 
 /// Raw prefix scan, every row decoded to an `Entry` (CRC + value decode).
-/// `limit: None` runs `scan_literal` (the limit in the SQL text).
-fn raw_scan(
-    conn: &Connection,
-    sql: &RawSql,
-    ns: &str,
-    prefix: &str,
-    limit: Option<i64>,
-) -> Res<Vec<Entry>> {
+fn raw_scan(conn: &Connection, sql: &RawSql, ns: &str, prefix: &str) -> Res<Vec<Entry>> {
     let hi = prefix_successor(prefix).ok_or("no successor")?;
     let now = Timestamp::now();
-    let (mut stmt, mut rows);
-    match limit {
-        Some(limit) => {
-            stmt = conn.prepare_cached(&sql.scan)?;
-            rows =
-                stmt.query(named_params! {":ns": ns, ":lo": prefix, ":hi": hi, ":limit": limit})?;
-        }
-        None => {
-            stmt = conn.prepare_cached(&sql.scan_literal)?;
-            rows = stmt.query(named_params! {":ns": ns, ":lo": prefix, ":hi": hi})?;
-        }
-    }
+    let mut stmt = conn.prepare_cached(&sql.scan)?;
+    let mut rows = stmt.query(named_params! {":ns": ns, ":lo": prefix, ":hi": hi})?;
     let mut out = Vec::new();
     while let Some(row) = rows.next()? {
         let key: String = row.get(0)?;
@@ -413,8 +391,9 @@ enum RawSet {
     VersionsAndWrites,
     /// Only the upserts, one transaction (context).
     WritesOnly,
-    /// `read_many` (json_each, full rows decoded) on a reader, then the
-    /// transaction with `version_of` checked against it + upserts (context).
+    /// The backend's `apply_planned` for a set: one transaction, the
+    /// `read` statement per key (full rows decoded), then the upserts with
+    /// version and `created_at` from the rows read (context).
     SameAsOurs,
 }
 
@@ -430,7 +409,6 @@ struct RowIn<'a> {
 /// One raw batch of upserts over the sorted distinct `idx`.
 fn raw_set_batch(
     writer: &mut Connection,
-    reader: &Connection,
     sql: &RawSql,
     keys: &[String],
     idx: &[usize],
@@ -455,28 +433,6 @@ fn raw_set_batch(
             }
         })
         .collect();
-    // What the store reads before its transaction.
-    let mut expected: Vec<Option<i64>> = Vec::new();
-    if mode == RawSet::SameAsOurs {
-        let list = serde_json::to_string(&rows.iter().map(|r| r.key).collect::<Vec<_>>())?;
-        let mut stmt = reader.prepare_cached(&sql.read_many)?;
-        let mut q = stmt.query(params![ns, list])?;
-        let mut found: HashMap<String, (Vec<u8>, SystemMetadata, UserMetadata)> =
-            HashMap::with_capacity(rows.len());
-        while let Some(row) = q.next()? {
-            let key: String = row.get(0)?;
-            let parts = raw_parts(row, 1)?;
-            found.insert(key, parts);
-        }
-        for r in &mut rows {
-            let old = found.get(r.key);
-            expected.push(old.map(|(_, m, _)| m.version as i64));
-            if let Some((_, m, _)) = old {
-                r.version = m.version as i64 + 1;
-                r.created_at = m.created_at.as_millis();
-            }
-        }
-    }
     let tx = writer.transaction_with_behavior(TransactionBehavior::Immediate)?;
     match mode {
         RawSet::WritesOnly => {
@@ -484,18 +440,26 @@ fn raw_set_batch(
                 r.version = generation as i64;
             }
         }
-        RawSet::VersionsAndWrites | RawSet::SameAsOurs => {
+        RawSet::VersionsAndWrites => {
             let mut stmt = tx.prepare_cached(&sql.version_of)?;
-            for (n, r) in rows.iter_mut().enumerate() {
+            for r in &mut rows {
                 let current = stmt
                     .query_row([ns, r.key], |row| row.get::<_, i64>(0))
                     .optional()?;
-                if mode == RawSet::SameAsOurs {
-                    if current != expected[n] {
-                        return Err(format!("raw batch: {} changed under us", r.key).into());
-                    }
-                } else if let Some(v) = current {
+                if let Some(v) = current {
                     r.version = v + 1;
+                }
+            }
+        }
+        RawSet::SameAsOurs => {
+            // Every key read (whole row decoded) before any is written.
+            let mut stmt = tx.prepare_cached(&sql.read)?;
+            for r in &mut rows {
+                let mut q = stmt.query([ns, r.key])?;
+                if let Some(row) = q.next()? {
+                    let (_value, system, _user) = raw_parts(row, 0)?;
+                    r.version = system.version as i64 + 1;
+                    r.created_at = system.created_at.as_millis();
                 }
             }
         }
@@ -532,8 +496,6 @@ fn raw_set_batch(
 enum ReadOp {
     Get,
     Scan,
-    /// Raw only: the scan with `LIMIT <literal>` (context).
-    ScanLiteral,
 }
 
 struct Shared {
@@ -560,7 +522,7 @@ async fn ours_worker(
                         bad += 1;
                     }
                 }
-                ReadOp::Scan | ReadOp::ScanLiteral => {
+                ReadOp::Scan => {
                     let pattern = format!("users.{:06}.*", rng.below(sh.users));
                     let page = store.scan(&pattern, None, sh.scan_limit).await?;
                     if black_box(page).entries.len() != FIELDS.len() {
@@ -585,7 +547,6 @@ fn raw_worker(
     deadline: Instant,
 ) -> Res<(u64, u64)> {
     let (mut n, mut bad) = (0u64, 0u64);
-    let limit = sh.scan_limit as i64;
     loop {
         for _ in 0..CHUNK {
             match op {
@@ -595,10 +556,9 @@ fn raw_worker(
                         bad += 1;
                     }
                 }
-                ReadOp::Scan | ReadOp::ScanLiteral => {
+                ReadOp::Scan => {
                     let prefix = format!("users.{:06}.", rng.below(sh.users));
-                    let limit = (op == ReadOp::Scan).then_some(limit);
-                    let entries = raw_scan(conn, sql, DEFAULT_NAMESPACE, &prefix, limit)?;
+                    let entries = raw_scan(conn, sql, DEFAULT_NAMESPACE, &prefix)?;
                     if black_box(entries).len() != FIELDS.len() {
                         bad += 1;
                     }
@@ -774,7 +734,6 @@ fn run_ours_set(
 #[allow(clippy::too_many_arguments)]
 fn run_raw_set(
     writer: &mut Connection,
-    reader: &Connection,
     sql: &RawSql,
     sh: &Shared,
     batch: usize,
@@ -788,7 +747,7 @@ fn run_raw_set(
     loop {
         let idx = batch_indices(rng, sh.keys.len(), batch);
         *generation += 1;
-        raw_set_batch(writer, reader, sql, &sh.keys, &idx, *generation, mode)?;
+        raw_set_batch(writer, sql, &sh.keys, &idx, *generation, mode)?;
         n += idx.len();
         if start.elapsed() >= dur {
             return Ok(n as f64 / start.elapsed().as_secs_f64());
@@ -1022,7 +981,9 @@ fn main() -> Res<()> {
     );
 
     // Raw connections on the same file.
-    let sql = RawSql::new(DEFAULT_TABLE, cfg.scan_limit);
+    // The store walks ranges in pages of SCAN_PAGE: the limit the backend's
+    // scan statement has in its text.
+    let sql = RawSql::new(DEFAULT_TABLE, kv_core::ops::SCAN_PAGE);
     let mut raw_w = raw_writer(&path)?;
     let mut raw_r1 = vec![raw_reader(&path)?];
     let mut raw_rr: Vec<Connection> = (0..cfg.readers)
@@ -1044,11 +1005,9 @@ fn main() -> Res<()> {
             .scan("users.000007.*", None, cfg.scan_limit)
             .await?
             .entries;
-        for limit in [Some(cfg.scan_limit as i64), None] {
-            let raw = raw_scan(&raw_r1[0], &sql, DEFAULT_NAMESPACE, "users.000007.", limit)?;
-            if ours.len() != FIELDS.len() || ours != raw {
-                return Err("scan: ours and raw differ".into());
-            }
+        let raw = raw_scan(&raw_r1[0], &sql, DEFAULT_NAMESPACE, "users.000007.")?;
+        if ours.len() != FIELDS.len() || ours != raw {
+            return Err("scan: ours and raw differ".into());
         }
         Ok::<_, BoxError>(())
     })?;
@@ -1102,13 +1061,15 @@ fn main() -> Res<()> {
                 format!("{threads}: prepare_cached read_value + StoredValue::decode"),
                 Some(100_000.0),
             ),
-            ReadOp::Scan | ReadOp::ScanLiteral => (
+            ReadOp::Scan => (
                 "scan (prefix, 10 keys)",
-                format!("{threads}: the backend's ranged scan statement, rows decoded to Entry"),
+                format!(
+                    "{threads}: the backend's ranged scan statement (LIMIT {} in the text), rows decoded to Entry",
+                    kv_core::ops::SCAN_PAGE
+                ),
                 None,
             ),
         };
-        let ours_samples = o.clone();
         rows.push(Row {
             workload: workload.into(),
             parallelism: parallelism.clone(),
@@ -1136,31 +1097,6 @@ fn main() -> Res<()> {
             diagnostics.push(("pool round trip, µs".into(), 1e6 / hop));
             diagnostics.push(("get 1 client: ours µs/op".into(), ours_us));
             diagnostics.push(("get 1 client: raw µs/op".into(), raw_us));
-        }
-        if tag == "scan1" {
-            // The same scan with its LIMIT in the SQL text: a bound LIMIT
-            // makes SQLite re-prepare the statement on every run.
-            let raw_lit = (0..cfg.rounds)
-                .map(|_| {
-                    run_raw(
-                        &mut raw_r1,
-                        &sql,
-                        &sh,
-                        ReadOp::ScanLiteral,
-                        cfg.round,
-                        next_seed(),
-                    )
-                })
-                .collect::<Res<Vec<f64>>>()?;
-            rows.push(Row {
-                workload: workload.into(),
-                parallelism: format!("{parallelism} [raw LIMIT literal]"),
-                raw_does: "context: the scan statement with `LIMIT 100` in its text instead of `LIMIT :limit`".into(),
-                ours: ours_samples,
-                raw: raw_lit,
-                target: false,
-                min_ops: None,
-            });
         }
         println!("  done: {tag} ({:.0} s)", t0.elapsed().as_secs_f64());
     }
@@ -1192,7 +1128,6 @@ fn main() -> Res<()> {
         for &m in &modes {
             run_raw_set(
                 &mut raw_w,
-                &raw_r1[0],
                 &sql,
                 &sh,
                 cfg.batch,
@@ -1218,7 +1153,6 @@ fn main() -> Res<()> {
             for (i, &m) in modes.iter().enumerate() {
                 raw_set[i].push(run_raw_set(
                     &mut raw_w,
-                    &raw_r1[0],
                     &sql,
                     &sh,
                     cfg.batch,
@@ -1244,7 +1178,7 @@ fn main() -> Res<()> {
         let descr = [
             "1 tx: version_of + upsert per key (keys/s)",
             "context: 1 tx, upserts only",
-            "context: read_many(json_each) + 1 tx of version_of + upsert",
+            "context: 1 tx: the backend's read (whole row) + upsert per key",
         ];
         for (i, r) in raw_set.into_iter().enumerate() {
             rows.push(Row {

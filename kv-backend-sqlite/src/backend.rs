@@ -12,23 +12,25 @@
 //! | `scan`, `count`, `delete_range` | `key >= ? AND key < ?` on the primary key |
 //! | `remove_expired` | one `DELETE … WHERE expires_at <= ?` on its index |
 //! | `apply` | one transaction: preconditions checked, then every write; rolled back whole on any error |
+//! | `apply_planned` | one transaction: each key read, the plan run, its writes applied (no second read for the preconditions) |
 //! | `increment` | one transaction: read, [`kv_core::ops::incremented`], write |
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use kv_core::backend::{
-    Backend, BackendStats, BatchOp, BatchOutcome, Capabilities, CasMechanism, DeleteOutcome,
-    KeyInfo, KeyRange, Precondition, WriteOutcome,
+    Backend, BackendStats, BatchOp, BatchOutcome, BatchPlan, Capabilities, CasMechanism,
+    DeleteOutcome, KeyInfo, KeyRange, PlannedOutcome, Precondition, WriteOutcome,
 };
 use kv_core::record::StoredValue;
 use kv_core::{Error, Record, Result, Timestamp};
 
 use crate::options::SqliteOptions;
 use crate::pool::{Pool, Role};
-use crate::schema::{self, record_from_row, sql_err, Range, RowValues, Sql, COLUMNS};
+use crate::schema::{self, execute_record, record_from_row, sql_err, Range, Sql};
 
 /// A statement whose query plan [`SqliteStore::query_plan`] shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,20 +139,13 @@ impl SqliteStore {
     /// `SEARCH kv_store USING PRIMARY KEY (namespace=? AND key>? AND key<?)`).
     pub async fn query_plan(&self, what: Planned) -> Result<Vec<String>> {
         self.read_job(move |c, sql| {
-            let prefix = Range::new(&KeyRange::prefix("users.1."), None);
+            let users = KeyRange::prefix("users.1.");
+            let prefix = Range::new(&users, None);
             let text = match what {
                 Planned::PointRead => sql.read_value.clone(),
                 Planned::ReadMany => sql.read_many.clone(),
-                Planned::PrefixScan => sql.ranged(
-                    &format!("SELECT key, {COLUMNS}"),
-                    &prefix,
-                    "ORDER BY key LIMIT 1000",
-                ),
-                Planned::PrefixCount => sql.ranged(
-                    "SELECT count(*)",
-                    &prefix,
-                    "AND (expires_at IS NULL OR expires_at > :now)",
-                ),
+                Planned::PrefixScan => sql.scan(&prefix, kv_core::ops::SCAN_PAGE).into_owned(),
+                Planned::PrefixCount => sql.count(&prefix).to_owned(),
                 Planned::RemoveExpired => sql.remove_expired_ns.clone(),
             };
             let mut stmt = c
@@ -165,6 +160,23 @@ impl SqliteStore {
             Ok(plan)
         })
         .await
+    }
+
+    /// Runs a read: `here` on an idle reader connection on this thread
+    /// when there is one (it may borrow the caller's arguments), else the
+    /// job `queued` builds (owning copies of them) on the reader threads.
+    async fn read_with<T, H, Q, J>(&self, here: H, queued: Q) -> Result<T>
+    where
+        T: Send + 'static,
+        H: FnOnce(&mut Connection, &Sql) -> Result<T>,
+        Q: FnOnce() -> J,
+        J: FnOnce(&mut Connection, &Sql) -> Result<T> + Send + 'static,
+    {
+        let sql = &*self.inner.sql;
+        if let Ok(done) = self.inner.pool.read_in_place(|c| here(c, sql)) {
+            return done;
+        }
+        self.read_job(queued()).await
     }
 
     async fn read_job<T: Send + 'static>(
@@ -194,6 +206,99 @@ fn read_record(conn: &Connection, sql: &Sql, ns: &str, key: &str) -> Result<Opti
     }
 }
 
+/// The value, checksum and expiry of one record.
+fn read_stored(conn: &Connection, sql: &Sql, ns: &str, key: &str) -> Result<Option<StoredValue>> {
+    let mut stmt = conn.prepare_cached(&sql.read_value).map_err(sql_err)?;
+    stmt.query_row([ns, key], |r| {
+        Ok(StoredValue {
+            value: r.get(0)?,
+            checksum: u32::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
+            expires_at: r.get::<_, Option<i64>>(2)?.map(Timestamp::from_millis),
+        })
+    })
+    .optional()
+    .map_err(sql_err)
+}
+
+/// The records under `keys`, in the same order, in one query.
+fn read_many_records(
+    conn: &Connection,
+    sql: &Sql,
+    ns: &str,
+    keys: &[String],
+) -> Result<Vec<Option<Record>>> {
+    let list = serde_json::to_string(keys).map_err(Error::codec)?;
+    let mut stmt = conn.prepare_cached(&sql.read_many).map_err(sql_err)?;
+    let mut rows = stmt.query(rusqlite::params![ns, list]).map_err(sql_err)?;
+    let mut found = HashMap::with_capacity(keys.len());
+    while let Some(row) = rows.next().map_err(sql_err)? {
+        let key: String = row.get(0).map_err(sql_err)?;
+        let record = record_from_row(ns, key.clone(), row, 1)?;
+        found.insert(key, record);
+    }
+    // Keys may repeat; each position gets its own copy.
+    Ok(keys.iter().map(|k| found.get(k).cloned()).collect())
+}
+
+/// Up to `limit` records of `range` after `after`, in key order.
+fn scan_records(
+    conn: &Connection,
+    sql: &Sql,
+    ns: &str,
+    range: &KeyRange,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Vec<Record>> {
+    let range = Range::new(range, after);
+    let mut stmt = conn
+        .prepare_cached(&sql.scan(&range, limit))
+        .map_err(sql_err)?;
+    let params = range.params(&ns, &[]);
+    let mut rows = stmt.query(&params[..]).map_err(sql_err)?;
+    // Room for a short scan without regrowing; long ones grow as usual.
+    let mut out = Vec::with_capacity(limit.min(16));
+    while let Some(row) = rows.next().map_err(sql_err)? {
+        let key: String = row.get(0).map_err(sql_err)?;
+        out.push(record_from_row(ns, key, row, 1)?);
+    }
+    Ok(out)
+}
+
+/// Up to `limit` keys of `range` after `after`, in key order.
+fn scan_key_infos(
+    conn: &Connection,
+    sql: &Sql,
+    ns: &str,
+    range: &KeyRange,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Vec<KeyInfo>> {
+    let range = Range::new(range, after);
+    let mut stmt = conn
+        .prepare_cached(&sql.scan_keys(&range, limit))
+        .map_err(sql_err)?;
+    let params = range.params(&ns, &[]);
+    let rows = stmt
+        .query_map(&params[..], |r| {
+            Ok(KeyInfo {
+                key: r.get(0)?,
+                expires_at: r.get::<_, Option<i64>>(1)?.map(Timestamp::from_millis),
+                version: u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
+            })
+        })
+        .map_err(sql_err)?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql_err)
+}
+
+/// Live records in `range` at `now` (ms).
+fn count_live(conn: &Connection, sql: &Sql, ns: &str, range: &KeyRange, now: i64) -> Result<u64> {
+    let range = Range::new(range, None);
+    let mut stmt = conn.prepare_cached(sql.count(&range)).map_err(sql_err)?;
+    let params = range.params(&ns, &[(":now", &now)]);
+    let n: i64 = stmt.query_row(&params[..], |r| r.get(0)).map_err(sql_err)?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
 /// The stored version and expiry of a key.
 fn version_of(
     conn: &Connection,
@@ -210,30 +315,26 @@ fn version_of(
     .map(|o| o.map(|(v, e)| (u64::try_from(v).unwrap_or(0), e)))
 }
 
-/// Writes `row` if `precondition` holds; returns whether it did.
-fn write_row(
+/// Writes `record` if `precondition` holds; returns whether it did.
+fn write_record(
     conn: &Connection,
     sql: &Sql,
-    row: &RowValues,
+    record: &Record,
     precondition: Precondition,
 ) -> Result<bool> {
     let changed = match precondition {
         Precondition::Any => {
             let mut stmt = conn.prepare_cached(&sql.upsert).map_err(sql_err)?;
-            stmt.execute(&row.params()[..]).map_err(sql_err)?
+            execute_record(&mut stmt, record, None)?
         }
         Precondition::Absent => {
             let mut stmt = conn.prepare_cached(&sql.insert_absent).map_err(sql_err)?;
-            stmt.execute(&row.params()[..]).map_err(sql_err)?
+            execute_record(&mut stmt, record, None)?
         }
         Precondition::Version(v) => {
             let v = i64::try_from(v).unwrap_or(i64::MAX);
-            let p = row.params();
-            let params: [&dyn rusqlite::ToSql; 14] = [
-                p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11], p[12], &v,
-            ];
             let mut stmt = conn.prepare_cached(&sql.update_version).map_err(sql_err)?;
-            stmt.execute(&params[..]).map_err(sql_err)?
+            execute_record(&mut stmt, record, Some(&v))?
         }
     };
     Ok(changed == 1)
@@ -266,6 +367,60 @@ fn delete_row(
     })
 }
 
+/// Versions of keys as known inside a transaction (`None`: no record).
+type Versions<'a> = HashMap<(&'a str, &'a str), Option<u64>>;
+
+/// Applies `ops` inside a transaction the caller commits: checks every
+/// precondition first — against `versions` for the keys it holds, against
+/// the table for the others — then writes. Returns the index of the first
+/// precondition that does not hold (having written nothing), or `None`.
+fn apply_ops<'a>(
+    tx: &Connection,
+    sql: &Sql,
+    ops: &'a [BatchOp],
+    mut versions: Versions<'a>,
+) -> Result<Option<usize>> {
+    for (index, op) in ops.iter().enumerate() {
+        let (ns, key) = op.target();
+        let current = match versions.get(&(ns, key)) {
+            Some(v) => *v,
+            None => version_of(tx, sql, ns, key)?.map(|(v, _)| v),
+        };
+        let (holds, after) = match op {
+            // Deleting what is not there is fine.
+            BatchOp::Delete { precondition, .. } => (
+                *precondition == Precondition::Absent || precondition.holds(current),
+                None,
+            ),
+            BatchOp::Put {
+                record,
+                precondition,
+            } => (precondition.holds(current), Some(record.meta.version)),
+        };
+        if !holds {
+            return Ok(Some(index));
+        }
+        versions.insert((ns, key), after);
+    }
+    // One statement for all the puts, taken from the cache once.
+    let mut upsert = None;
+    for op in ops {
+        match op {
+            BatchOp::Put { record, .. } => {
+                let stmt = match &mut upsert {
+                    Some(stmt) => stmt,
+                    None => upsert.insert(tx.prepare_cached(&sql.upsert).map_err(sql_err)?),
+                };
+                execute_record(stmt, record, None)?;
+            }
+            BatchOp::Delete { namespace, key, .. } => {
+                delete_row(tx, sql, namespace, key, Precondition::Any)?;
+            }
+        }
+    }
+    Ok(None)
+}
+
 fn live(expires_at: Option<i64>, now: Timestamp) -> bool {
     expires_at.is_none_or(|e| now.as_millis() < e)
 }
@@ -289,25 +444,24 @@ impl Backend for SqliteStore {
     }
 
     async fn read(&self, namespace: &str, key: &str) -> Result<Option<Record>> {
-        let (ns, key) = (namespace.to_owned(), key.to_owned());
-        self.read_job(move |c, sql| read_record(c, sql, &ns, &key))
-            .await
+        self.read_with(
+            |c, sql| read_record(c, sql, namespace, key),
+            || {
+                let (ns, key) = (namespace.to_owned(), key.to_owned());
+                move |c, sql| read_record(c, sql, &ns, &key)
+            },
+        )
+        .await
     }
 
     async fn read_value(&self, namespace: &str, key: &str) -> Result<Option<StoredValue>> {
-        let (ns, key) = (namespace.to_owned(), key.to_owned());
-        self.read_job(move |c, sql| {
-            let mut stmt = c.prepare_cached(&sql.read_value).map_err(sql_err)?;
-            stmt.query_row([&ns, &key], |r| {
-                Ok(StoredValue {
-                    value: r.get(0)?,
-                    checksum: u32::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
-                    expires_at: r.get::<_, Option<i64>>(2)?.map(Timestamp::from_millis),
-                })
-            })
-            .optional()
-            .map_err(sql_err)
-        })
+        self.read_with(
+            |c, sql| read_stored(c, sql, namespace, key),
+            || {
+                let (ns, key) = (namespace.to_owned(), key.to_owned());
+                move |c, sql| read_stored(c, sql, &ns, &key)
+            },
+        )
         .await
     }
 
@@ -315,28 +469,19 @@ impl Backend for SqliteStore {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let ns = namespace.to_owned();
-        let keys = keys.to_vec();
-        self.read_job(move |c, sql| {
-            let list = serde_json::to_string(&keys).map_err(Error::codec)?;
-            let mut stmt = c.prepare_cached(&sql.read_many).map_err(sql_err)?;
-            let mut rows = stmt.query(rusqlite::params![ns, list]).map_err(sql_err)?;
-            let mut found = std::collections::HashMap::with_capacity(keys.len());
-            while let Some(row) = rows.next().map_err(sql_err)? {
-                let key: String = row.get(0).map_err(sql_err)?;
-                let record = record_from_row(&ns, key.clone(), row, 1)?;
-                found.insert(key, record);
-            }
-            // Keys may repeat; each position gets its own copy.
-            Ok(keys.iter().map(|k| found.get(k).cloned()).collect())
-        })
+        self.read_with(
+            |c, sql| read_many_records(c, sql, namespace, keys),
+            || {
+                let (ns, keys) = (namespace.to_owned(), keys.to_vec());
+                move |c, sql| read_many_records(c, sql, &ns, &keys)
+            },
+        )
         .await
     }
 
     async fn write(&self, record: Record, precondition: Precondition) -> Result<WriteOutcome> {
-        let row = RowValues::of(&record)?;
         self.write_job(move |c, sql| {
-            Ok(if write_row(c, sql, &row, precondition)? {
+            Ok(if write_record(c, sql, &record, precondition)? {
                 WriteOutcome::Written
             } else {
                 WriteOutcome::PreconditionFailed
@@ -374,28 +519,14 @@ impl Backend for SqliteStore {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Record>> {
-        let ns = namespace.to_owned();
-        let range = Range::new(range, after);
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.read_job(move |c, sql| {
-            // The limit is written into the text, not bound: a bound LIMIT
-            // makes SQLite re-prepare the statement on every run once the
-            // statement cache has cleared its bindings.
-            let text = sql.ranged(
-                &format!("SELECT key, {COLUMNS}"),
-                &range,
-                &format!("ORDER BY key LIMIT {limit}"),
-            );
-            let mut stmt = c.prepare_cached(&text).map_err(sql_err)?;
-            let params = range.params(&ns, &[]);
-            let mut rows = stmt.query(&params[..]).map_err(sql_err)?;
-            let mut out = Vec::new();
-            while let Some(row) = rows.next().map_err(sql_err)? {
-                let key: String = row.get(0).map_err(sql_err)?;
-                out.push(record_from_row(&ns, key, row, 1)?);
-            }
-            Ok(out)
-        })
+        self.read_with(
+            |c, sql| scan_records(c, sql, namespace, range, after, limit),
+            || {
+                let (ns, range) = (namespace.to_owned(), range.clone());
+                let after = after.map(str::to_owned);
+                move |c, sql| scan_records(c, sql, &ns, &range, after.as_deref(), limit)
+            },
+        )
         .await
     }
 
@@ -406,74 +537,26 @@ impl Backend for SqliteStore {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<KeyInfo>> {
-        let ns = namespace.to_owned();
-        let range = Range::new(range, after);
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.read_job(move |c, sql| {
-            // The limit is in the text for the reason given in `scan`.
-            let text = sql.ranged(
-                "SELECT key, expires_at, version",
-                &range,
-                &format!("ORDER BY key LIMIT {limit}"),
-            );
-            let mut stmt = c.prepare_cached(&text).map_err(sql_err)?;
-            let params = range.params(&ns, &[]);
-            let rows = stmt
-                .query_map(&params[..], |r| {
-                    Ok(KeyInfo {
-                        key: r.get(0)?,
-                        expires_at: r.get::<_, Option<i64>>(1)?.map(Timestamp::from_millis),
-                        version: u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
-                    })
-                })
-                .map_err(sql_err)?;
-            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql_err)
-        })
+        self.read_with(
+            |c, sql| scan_key_infos(c, sql, namespace, range, after, limit),
+            || {
+                let (ns, range) = (namespace.to_owned(), range.clone());
+                let after = after.map(str::to_owned);
+                move |c, sql| scan_key_infos(c, sql, &ns, &range, after.as_deref(), limit)
+            },
+        )
         .await
     }
 
     async fn apply(&self, ops: Vec<BatchOp>) -> Result<BatchOutcome> {
-        let mut prepared = Vec::with_capacity(ops.len());
-        for op in &ops {
-            let row = match op {
-                BatchOp::Put { record, .. } => Some(RowValues::of(record)?),
-                BatchOp::Delete { .. } => None,
-            };
-            let (ns, key) = op.target();
-            prepared.push((ns.to_owned(), key.to_owned(), op.precondition(), row));
-        }
         self.write_job(move |c, sql| {
             // Dropping the transaction without commit rolls it back: any
             // error below leaves nothing behind.
             let tx = c
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(sql_err)?;
-            let mut versions: std::collections::HashMap<(&str, &str), Option<u64>> =
-                Default::default();
-            for (index, (ns, key, precondition, row)) in prepared.iter().enumerate() {
-                let current = match versions.get(&(ns.as_str(), key.as_str())) {
-                    Some(v) => *v,
-                    None => version_of(&tx, sql, ns, key)?.map(|(v, _)| v),
-                };
-                let holds = match (row, precondition) {
-                    (None, Precondition::Absent) => true,
-                    _ => precondition.holds(current),
-                };
-                if !holds {
-                    return Ok(BatchOutcome::PreconditionFailed { index });
-                }
-                let after = row.as_ref().map(|r| u64::try_from(r.version).unwrap_or(0));
-                versions.insert((ns.as_str(), key.as_str()), after);
-            }
-            for (ns, key, _, row) in &prepared {
-                match row {
-                    Some(row) => {
-                        write_row(&tx, sql, row, Precondition::Any)?;
-                    }
-                    None => {
-                        delete_row(&tx, sql, ns, key, Precondition::Any)?;
-                    }
-                }
+            if let Some(index) = apply_ops(&tx, sql, &ops, HashMap::new())? {
+                return Ok(BatchOutcome::PreconditionFailed { index });
             }
             tx.commit().map_err(sql_err)?;
             Ok(BatchOutcome::Applied)
@@ -481,21 +564,62 @@ impl Backend for SqliteStore {
         .await
     }
 
-    async fn count(&self, namespace: &str, range: &KeyRange, now: Timestamp) -> Result<u64> {
+    async fn apply_planned(
+        &self,
+        namespace: &str,
+        keys: &[String],
+        plan: BatchPlan,
+    ) -> Result<PlannedOutcome> {
         let ns = namespace.to_owned();
-        let range = Range::new(range, None);
-        let now = now.as_millis();
-        self.read_job(move |c, sql| {
-            let text = sql.ranged(
-                "SELECT count(*)",
-                &range,
-                "AND (expires_at IS NULL OR expires_at > :now)",
-            );
-            let mut stmt = c.prepare_cached(&text).map_err(sql_err)?;
-            let params = range.params(&ns, &[(":now", &now)]);
-            let n: i64 = stmt.query_row(&params[..], |r| r.get(0)).map_err(sql_err)?;
-            Ok(u64::try_from(n).unwrap_or(0))
+        let keys = keys.to_vec();
+        self.write_job(move |c, sql| {
+            // Reads, plan and writes in one write transaction on the writer
+            // connection: nothing changes in between (other processes wait
+            // on the lock), so the plan's preconditions are checked against
+            // what was read here instead of reading every key again; and
+            // the writer's page cache is warm where a reader's would have
+            // been invalidated by the last write.
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(sql_err)?;
+            let mut physical = Vec::with_capacity(keys.len());
+            {
+                let mut stmt = tx.prepare_cached(&sql.read).map_err(sql_err)?;
+                for key in &keys {
+                    let mut rows = stmt.query([&ns, key]).map_err(sql_err)?;
+                    physical.push(match rows.next().map_err(sql_err)? {
+                        Some(row) => Some(record_from_row(&ns, key.clone(), row, 0)?),
+                        None => None,
+                    });
+                }
+            }
+            let versions: Versions<'_> = keys
+                .iter()
+                .zip(&physical)
+                .map(|(k, r)| ((ns.as_str(), k.as_str()), r.as_ref().map(Record::version)))
+                .collect();
+            let Some(ops) = plan(physical)? else {
+                return Ok(PlannedOutcome::Declined);
+            };
+            let (puts, deletes) = kv_core::ops::count_ops(&ops);
+            if apply_ops(&tx, sql, &ops, versions)?.is_some() {
+                return Ok(PlannedOutcome::Conflict);
+            }
+            tx.commit().map_err(sql_err)?;
+            Ok(PlannedOutcome::Applied { puts, deletes })
         })
+        .await
+    }
+
+    async fn count(&self, namespace: &str, range: &KeyRange, now: Timestamp) -> Result<u64> {
+        let now = now.as_millis();
+        self.read_with(
+            |c, sql| count_live(c, sql, namespace, range, now),
+            || {
+                let (ns, range) = (namespace.to_owned(), range.clone());
+                move |c, sql| count_live(c, sql, &ns, &range, now)
+            },
+        )
         .await
     }
 
@@ -519,11 +643,13 @@ impl Backend for SqliteStore {
     }
 
     async fn delete_range(&self, namespace: &str, range: &KeyRange, now: Timestamp) -> Result<u64> {
-        let ns = namespace.to_owned();
-        let range = Range::new(range, None);
+        let (ns, range) = (namespace.to_owned(), range.clone());
         self.write_job(move |c, sql| {
-            let text = sql.ranged("DELETE", &range, "RETURNING expires_at");
-            let mut stmt = c.prepare_cached(&text).map_err(sql_err)?;
+            let range = Range::new(&range, None);
+            let mut stmt = c
+                .prepare_cached(sql.delete_range(&range))
+                .map_err(sql_err)?;
+            let ns = ns.as_str();
             let params = range.params(&ns, &[]);
             let rows = stmt
                 .query_map(&params[..], |r| r.get::<_, Option<i64>>(0))
@@ -554,7 +680,7 @@ impl Backend for SqliteStore {
             let current = read_record(&tx, sql, &ns, &key)?;
             let live = current.filter(|r| !r.is_expired(now));
             let (record, new) = kv_core::ops::incremented(&ns, &key, live.as_ref(), delta, now)?;
-            write_row(&tx, sql, &RowValues::of(&record)?, Precondition::Any)?;
+            write_record(&tx, sql, &record, Precondition::Any)?;
             tx.commit().map_err(sql_err)?;
             Ok(new)
         })

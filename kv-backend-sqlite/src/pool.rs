@@ -143,8 +143,9 @@ impl Pool {
     }
 
     /// Runs `f` on an idle reader connection on this thread (see the module
-    /// documentation), or gives it back when that is not possible.
-    fn read_in_place<T, F>(&self, f: F) -> std::result::Result<Result<T>, F>
+    /// documentation), or gives it back when that is not possible. `f` may
+    /// borrow: it runs before this returns.
+    pub(crate) fn read_in_place<T, F>(&self, f: F) -> std::result::Result<Result<T>, F>
     where
         F: FnOnce(&mut Connection) -> Result<T>,
     {

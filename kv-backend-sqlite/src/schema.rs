@@ -25,6 +25,7 @@
 //! The table name is checked against an allow-list pattern before it is
 //! ever put in a statement; everything else is a bound parameter.
 
+use std::borrow::Cow;
 use std::ops::Bound;
 
 use rusqlite::{Connection, Row};
@@ -111,6 +112,21 @@ pub(crate) fn create(conn: &mut Connection, table: &str) -> Result<()> {
     tx.commit().map_err(sql_err)
 }
 
+/// Shapes of a key range as SQL: the kind of lower bound × whether there
+/// is an upper bound. Ranged statements differ only by shape, so each
+/// table keeps one text per shape.
+const SHAPES: usize = 6;
+
+/// What [`Sql::scan`] selects.
+fn scan_what() -> String {
+    format!("SELECT key, {COLUMNS}")
+}
+/// What [`Sql::scan_keys`] selects.
+const SCAN_KEYS_WHAT: &str = "SELECT key, expires_at, version";
+/// The page size the store walks ranges with: the scan texts for it are
+/// built once.
+const PAGE: usize = kv_core::ops::SCAN_PAGE;
+
 /// The statements of one table.
 #[derive(Debug, Clone)]
 pub(crate) struct Sql {
@@ -126,6 +142,13 @@ pub(crate) struct Sql {
     pub remove_expired: String,
     pub remove_expired_ns: String,
     pub namespaces: String,
+    /// Ranged statements by [`Range::shape`]: built here once rather than
+    /// formatted on every call (scans of a few keys are cheap enough that
+    /// formatting showed in profiles).
+    scan_page: [String; SHAPES],
+    scan_keys_page: [String; SHAPES],
+    count: [String; SHAPES],
+    delete_range: [String; SHAPES],
 }
 
 impl Sql {
@@ -133,6 +156,13 @@ impl Sql {
         let insert = format!(
             r#"INSERT INTO "{t}" (namespace, key, {COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"#
         );
+        let by_shape = |what: &str, tail: &str| -> [String; SHAPES] {
+            std::array::from_fn(|shape| ranged(t, what, Shape::from_index(shape), tail))
+        };
+        // The limit is written into the text, not bound: a bound LIMIT
+        // makes SQLite re-prepare the statement on every run once the
+        // statement cache has cleared its bindings.
+        let page_tail = format!("ORDER BY key LIMIT {PAGE}");
         Sql {
             table: t.to_owned(),
             read: format!(r#"SELECT {COLUMNS} FROM "{t}" WHERE namespace = ?1 AND key = ?2"#),
@@ -170,25 +200,81 @@ impl Sql {
                 r#"DELETE FROM "{t}" INDEXED BY "{t}_expires_at" WHERE expires_at <= ?1 AND namespace = ?2"#
             ),
             namespaces: format!(r#"SELECT DISTINCT namespace FROM "{t}" ORDER BY namespace"#),
+            scan_page: by_shape(&scan_what(), &page_tail),
+            scan_keys_page: by_shape(SCAN_KEYS_WHAT, &page_tail),
+            count: by_shape(
+                "SELECT count(*)",
+                "AND (expires_at IS NULL OR expires_at > :now)",
+            ),
+            delete_range: by_shape("DELETE", "RETURNING expires_at"),
         }
     }
 
-    /// `SELECT <what> FROM t WHERE namespace = :ns <range> ORDER BY key
-    /// <tail>`: composed from fixed fragments (and integers) only.
-    pub(crate) fn ranged(&self, what: &str, range: &Range, tail: &str) -> String {
-        let mut sql = format!(r#"{what} FROM "{}" WHERE namespace = :ns"#, self.table);
-        match range.lower {
-            Lower::None => {}
-            Lower::Included => sql.push_str(" AND key >= :lo"),
-            Lower::Excluded => sql.push_str(" AND key > :lo"),
-        }
-        if range.upper.is_some() {
-            sql.push_str(" AND key < :hi");
-        }
-        sql.push(' ');
-        sql.push_str(tail);
-        sql
+    /// Up to `limit` whole rows of `range` in key order: `key` then
+    /// [`COLUMNS`].
+    pub(crate) fn scan(&self, range: &Range<'_>, limit: usize) -> Cow<'_, str> {
+        self.paged(&self.scan_page, &scan_what, range, limit)
     }
+
+    /// Up to `limit` keys of `range` in key order, with `expires_at` and
+    /// `version`.
+    pub(crate) fn scan_keys(&self, range: &Range<'_>, limit: usize) -> Cow<'_, str> {
+        self.paged(
+            &self.scan_keys_page,
+            &|| SCAN_KEYS_WHAT.to_owned(),
+            range,
+            limit,
+        )
+    }
+
+    /// The live rows of `range` (`:now` bound).
+    pub(crate) fn count(&self, range: &Range<'_>) -> &str {
+        &self.count[range.shape().index()]
+    }
+
+    /// Deletes `range`, returning each row's `expires_at`.
+    pub(crate) fn delete_range(&self, range: &Range<'_>) -> &str {
+        &self.delete_range[range.shape().index()]
+    }
+
+    fn paged<'s>(
+        &'s self,
+        built: &'s [String; SHAPES],
+        what: &dyn Fn() -> String,
+        range: &Range<'_>,
+        limit: usize,
+    ) -> Cow<'s, str> {
+        if limit == PAGE {
+            Cow::Borrowed(&built[range.shape().index()])
+        } else {
+            Cow::Owned(ranged(
+                &self.table,
+                &what(),
+                range.shape(),
+                &format!(
+                    "ORDER BY key LIMIT {}",
+                    i64::try_from(limit).unwrap_or(i64::MAX)
+                ),
+            ))
+        }
+    }
+}
+
+/// `<what> FROM t WHERE namespace = :ns <range> <tail>`: composed from
+/// fixed fragments (and integers) only.
+fn ranged(table: &str, what: &str, shape: Shape, tail: &str) -> String {
+    let mut sql = format!(r#"{what} FROM "{table}" WHERE namespace = :ns"#);
+    match shape.lower {
+        Lower::None => {}
+        Lower::Included => sql.push_str(" AND key >= :lo"),
+        Lower::Excluded => sql.push_str(" AND key > :lo"),
+    }
+    if shape.upper {
+        sql.push_str(" AND key < :hi");
+    }
+    sql.push(' ');
+    sql.push_str(tail);
+    sql
 }
 
 /// The kind of lower bound of a [`Range`].
@@ -199,36 +285,72 @@ pub(crate) enum Lower {
     Excluded,
 }
 
-/// A key range with its bounds as parameters.
-#[derive(Debug, Clone)]
-pub(crate) struct Range {
-    pub lower: Lower,
-    pub lo: String,
-    pub upper: Option<String>,
+/// Which bounds a range has (not their values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Shape {
+    lower: Lower,
+    upper: bool,
 }
 
-impl Range {
-    pub(crate) fn new(range: &KeyRange, after: Option<&str>) -> Range {
+impl Shape {
+    fn index(self) -> usize {
+        let lower = match self.lower {
+            Lower::None => 0,
+            Lower::Included => 1,
+            Lower::Excluded => 2,
+        };
+        lower * 2 + usize::from(self.upper)
+    }
+
+    fn from_index(i: usize) -> Shape {
+        let lower = match i / 2 {
+            0 => Lower::None,
+            1 => Lower::Included,
+            _ => Lower::Excluded,
+        };
+        Shape {
+            lower,
+            upper: i % 2 == 1,
+        }
+    }
+}
+
+/// A key range with its bounds as parameters, borrowed from a
+/// [`KeyRange`] and a cursor.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Range<'a> {
+    pub lower: Lower,
+    pub lo: &'a str,
+    pub upper: Option<&'a str>,
+}
+
+impl<'a> Range<'a> {
+    pub(crate) fn new(range: &'a KeyRange, after: Option<&'a str>) -> Range<'a> {
         let (lower, lo) = match range.lower_bound(after) {
-            Bound::Included(k) => (Lower::Included, k.to_owned()),
-            Bound::Excluded(k) => (Lower::Excluded, k.to_owned()),
-            Bound::Unbounded => (Lower::None, String::new()),
+            Bound::Included(k) => (Lower::Included, k),
+            Bound::Excluded(k) => (Lower::Excluded, k),
+            Bound::Unbounded => (Lower::None, ""),
         };
         Range {
             lower,
             lo,
-            upper: range.end.clone(),
+            upper: range.end.as_deref(),
         }
     }
 
-    /// Named parameters for [`Sql::ranged`], plus `extra`.
-    // `&String` coerces to `&dyn ToSql`; `&str` (unsized `str`) cannot.
-    #[allow(clippy::ptr_arg)]
-    pub(crate) fn params<'a>(
-        &'a self,
-        ns: &'a String,
-        extra: &[(&'a str, &'a dyn rusqlite::ToSql)],
-    ) -> Vec<(&'a str, &'a dyn rusqlite::ToSql)> {
+    fn shape(&self) -> Shape {
+        Shape {
+            lower: self.lower,
+            upper: self.upper.is_some(),
+        }
+    }
+
+    /// Named parameters for the ranged statements, plus `extra`.
+    pub(crate) fn params<'p>(
+        &'p self,
+        ns: &'p &'p str,
+        extra: &[(&'p str, &'p dyn rusqlite::ToSql)],
+    ) -> Vec<(&'p str, &'p dyn rusqlite::ToSql)> {
         let mut p: Vec<(&str, &dyn rusqlite::ToSql)> = Vec::with_capacity(3 + extra.len());
         p.push((":ns", ns));
         if self.lower != Lower::None {
@@ -246,63 +368,60 @@ pub(crate) fn ms(t: Timestamp) -> i64 {
     t.as_millis()
 }
 
-/// The values of a record's columns, owned, in [`COLUMNS`] order after
-/// namespace and key.
-pub(crate) struct RowValues {
-    pub namespace: String,
-    pub key: String,
-    pub value: Vec<u8>,
-    pub value_type: String,
-    pub version: i64,
-    pub checksum: i64,
-    pub size: i64,
-    pub content_type: Option<String>,
-    pub created_at: i64,
-    pub updated_at: i64,
-    pub accessed_at: Option<i64>,
-    pub expires_at: Option<i64>,
-    pub metadata: String,
+/// User metadata as stored: a JSON object (`{}` when empty, the usual
+/// case, without running the serializer).
+pub(crate) fn metadata_json(user: &UserMetadata) -> Result<Cow<'static, str>> {
+    if user.is_empty() {
+        return Ok(Cow::Borrowed("{}"));
+    }
+    serde_json::to_string(user)
+        .map(Cow::Owned)
+        .map_err(Error::codec)
 }
 
-impl RowValues {
-    pub(crate) fn of(record: &Record) -> Result<RowValues> {
-        let m = &record.meta;
-        Ok(RowValues {
-            namespace: record.namespace.clone(),
-            key: record.key.clone(),
-            value: record.value.clone(),
-            value_type: m.value_type.name().into_owned(),
-            version: i64::try_from(m.version)
-                .map_err(|_| Error::codec("version does not fit a SQLite integer"))?,
-            checksum: i64::from(m.checksum),
-            size: i64::try_from(m.size).unwrap_or(i64::MAX),
-            content_type: m.content_type.clone(),
-            created_at: ms(m.created_at),
-            updated_at: ms(m.updated_at),
-            accessed_at: m.accessed_at.map(ms),
-            expires_at: m.expires_at.map(ms),
-            metadata: serde_json::to_string(&record.user).map_err(Error::codec)?,
-        })
+/// Runs `stmt` with a record's columns bound as `?1..?13` (namespace, key,
+/// then [`COLUMNS`]) and `extra` after them; returns the rows changed. The
+/// record's fields are bound in place, not copied.
+pub(crate) fn execute_record(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    record: &Record,
+    extra: Option<&dyn rusqlite::ToSql>,
+) -> Result<usize> {
+    let m = &record.meta;
+    let version = i64::try_from(m.version)
+        .map_err(|_| Error::codec("version does not fit a SQLite integer"))?;
+    let checksum = i64::from(m.checksum);
+    let size = i64::try_from(m.size).unwrap_or(i64::MAX);
+    let value_type = m.value_type.name();
+    let created_at = ms(m.created_at);
+    let updated_at = ms(m.updated_at);
+    let accessed_at = m.accessed_at.map(ms);
+    let expires_at = m.expires_at.map(ms);
+    let metadata = metadata_json(&record.user)?;
+    let columns: [&dyn rusqlite::ToSql; 13] = [
+        &record.namespace,
+        &record.key,
+        &record.value,
+        &value_type,
+        &version,
+        &checksum,
+        &size,
+        &m.content_type,
+        &created_at,
+        &updated_at,
+        &accessed_at,
+        &expires_at,
+        &metadata,
+    ];
+    match extra {
+        None => stmt.execute(&columns[..]),
+        Some(x) => {
+            let mut all: [&dyn rusqlite::ToSql; 14] = [x; 14];
+            all[..13].copy_from_slice(&columns);
+            stmt.execute(&all[..])
+        }
     }
-
-    /// `?1..?13`.
-    pub(crate) fn params(&self) -> [&dyn rusqlite::ToSql; 13] {
-        [
-            &self.namespace,
-            &self.key,
-            &self.value,
-            &self.value_type,
-            &self.version,
-            &self.checksum,
-            &self.size,
-            &self.content_type,
-            &self.created_at,
-            &self.updated_at,
-            &self.accessed_at,
-            &self.expires_at,
-            &self.metadata,
-        ]
-    }
+    .map_err(sql_err)
 }
 
 /// A record from a row whose columns start at `first` in [`COLUMNS`] order.
@@ -319,14 +438,21 @@ pub(crate) fn record_from_row(
     let get_i64 = |i: usize| -> Result<i64> { row.get::<_, i64>(first + i).map_err(sql_err) };
     let opt_i64 =
         |i: usize| -> Result<Option<i64>> { row.get::<_, Option<i64>>(first + i).map_err(sql_err) };
+    // Text columns are read in place (no String for them) where the record
+    // does not keep the text.
+    let text = |i: usize| -> Result<&str> {
+        row.get_ref(first + i)
+            .and_then(|v| v.as_str().map_err(rusqlite::Error::from))
+            .map_err(sql_err)
+    };
     let value: Vec<u8> = row.get(first).map_err(sql_err)?;
-    let value_type: String = row.get(first + 1).map_err(sql_err)?;
-    let value_type: ValueType = value_type
+    let value_type: ValueType = text(1)?
         .parse()
         .map_err(|_| corrupt("unknown value_type"))?;
-    let metadata: String = row.get(first + 10).map_err(sql_err)?;
-    let user: UserMetadata =
-        serde_json::from_str(&metadata).map_err(|_| corrupt("metadata is not a JSON object"))?;
+    let user: UserMetadata = match text(10)? {
+        "{}" => UserMetadata::new(),
+        json => serde_json::from_str(json).map_err(|_| corrupt("metadata is not a JSON object"))?,
+    };
     let ts = Timestamp::from_millis;
     let meta = SystemMetadata {
         version: u64::try_from(get_i64(2)?).map_err(|_| corrupt("negative version"))?,
@@ -346,4 +472,56 @@ pub(crate) fn record_from_row(
         meta,
         user,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes_round_trip_through_their_index() {
+        for i in 0..SHAPES {
+            assert_eq!(Shape::from_index(i).index(), i);
+        }
+    }
+
+    #[test]
+    fn built_range_statements_bind_what_the_range_has() {
+        let sql = Sql::new("kv_store");
+        let prefix = KeyRange::prefix("a.");
+        let from = KeyRange {
+            start: Some("a.".into()),
+            end: None,
+        };
+        let cases = [
+            (KeyRange::all(), None, "namespace = :ns ORDER BY"),
+            (
+                KeyRange::all(),
+                Some("x"),
+                "namespace = :ns AND key > :lo ORDER BY",
+            ),
+            (
+                prefix.clone(),
+                None,
+                "AND key >= :lo AND key < :hi ORDER BY",
+            ),
+            (prefix, Some("a.b"), "AND key > :lo AND key < :hi ORDER BY"),
+            (from, None, "namespace = :ns AND key >= :lo ORDER BY"),
+        ];
+        for (range, after, expect) in cases {
+            let r = Range::new(&range, after);
+            let built = sql.scan(&r, PAGE);
+            assert!(matches!(built, Cow::Borrowed(_)));
+            assert!(built.contains(expect), "{built}");
+            assert!(built.ends_with(&format!("LIMIT {PAGE}")), "{built}");
+            // Another limit is formatted, with the same shape.
+            let other = sql.scan(&r, 7);
+            assert_eq!(other.replace("LIMIT 7", &format!("LIMIT {PAGE}")), built);
+            assert!(sql.scan_keys(&r, PAGE).contains(expect));
+            assert!(sql.count(&r).contains(&expect.replace(" ORDER BY", "")));
+            assert!(sql
+                .delete_range(&r)
+                .contains(&expect.replace(" ORDER BY", "")));
+        }
+    }
 }

@@ -27,8 +27,8 @@ use moka::notification::RemovalCause;
 use moka::sync::Cache;
 
 use kv_core::backend::{
-    Backend, BackendStats, BatchOp, BatchOutcome, Capabilities, DeleteOutcome, KeyInfo, KeyRange,
-    Precondition, WriteOutcome,
+    Backend, BackendStats, BatchOp, BatchOutcome, BatchPlan, Capabilities, DeleteOutcome, KeyInfo,
+    KeyRange, PlannedOutcome, Precondition, WriteOutcome,
 };
 use kv_core::metadata::MetadataFilter;
 use kv_core::record::StoredValue;
@@ -36,6 +36,22 @@ use kv_core::{Error, Record, Result, Timestamp};
 
 use crate::disk::DiskTier;
 use crate::options::CacheOptions;
+
+/// The keys a batch writes: `(namespace, key, record)`, `None` for a delete.
+type Touched = Vec<(String, String, Option<Record>)>;
+
+fn touched_by(ops: &[BatchOp]) -> Touched {
+    ops.iter()
+        .map(|op| match op {
+            BatchOp::Put { record, .. } => (
+                record.namespace.clone(),
+                record.key.clone(),
+                Some(record.clone()),
+            ),
+            BatchOp::Delete { namespace, key, .. } => (namespace.clone(), key.clone(), None),
+        })
+        .collect()
+}
 
 /// What the memory tier holds for a key.
 #[derive(Debug, Clone)]
@@ -414,17 +430,7 @@ impl Backend for CacheLayer {
     }
 
     async fn apply(&self, ops: Vec<BatchOp>) -> Result<BatchOutcome> {
-        let touched: Vec<(String, String, Option<Record>)> = ops
-            .iter()
-            .map(|op| match op {
-                BatchOp::Put { record, .. } => (
-                    record.namespace.clone(),
-                    record.key.clone(),
-                    Some(record.clone()),
-                ),
-                BatchOp::Delete { namespace, key, .. } => (namespace.clone(), key.clone(), None),
-            })
-            .collect();
+        let touched = touched_by(&ops);
         let outcome = self.inner.apply(ops).await?;
         let now = self.now();
         for (ns, key, record) in touched {
@@ -434,6 +440,52 @@ impl Backend for CacheLayer {
                 }
                 (BatchOutcome::Applied, None) => self.deleted(&ns, &key, now)?,
                 (BatchOutcome::PreconditionFailed { .. }, _) => self.forget(&ns, &key)?,
+            }
+        }
+        Ok(outcome)
+    }
+
+    async fn apply_planned(
+        &self,
+        namespace: &str,
+        keys: &[String],
+        plan: BatchPlan,
+    ) -> Result<PlannedOutcome> {
+        // The backend reads and writes in one step (a transaction where it
+        // has one); the wrapped plan keeps what it decided, so the cache
+        // can then be refreshed with exactly the records written.
+        let decided: Arc<std::sync::Mutex<Touched>> = Arc::default();
+        let wrapped: BatchPlan = {
+            let decided = Arc::clone(&decided);
+            Box::new(move |physical| {
+                let ops = plan(physical)?;
+                if let (Some(ops), Ok(mut slot)) = (&ops, decided.lock()) {
+                    *slot = touched_by(ops);
+                }
+                Ok(ops)
+            })
+        };
+        let outcome = self.inner.apply_planned(namespace, keys, wrapped).await?;
+        let touched = decided.lock().map(|mut t| std::mem::take(&mut *t));
+        let now = self.now();
+        match (outcome, touched) {
+            (PlannedOutcome::Applied { .. }, Ok(touched)) => {
+                for (ns, key, record) in touched {
+                    match record {
+                        Some(r) => {
+                            self.remember(&ns, &key, Some(r), now)?;
+                        }
+                        None => self.deleted(&ns, &key, now)?,
+                    }
+                }
+            }
+            (PlannedOutcome::Declined, _) => {}
+            // A conflict proves the cached copies stale; a poisoned slot
+            // (a plan that panicked) leaves nothing to trust.
+            _ => {
+                for key in keys {
+                    self.forget(namespace, key)?;
+                }
             }
         }
         Ok(outcome)

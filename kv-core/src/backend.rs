@@ -135,6 +135,30 @@ pub enum BatchOutcome {
     },
 }
 
+/// Decides a batch from the records stored under the keys it was planned
+/// for (see [`Backend::apply_planned`]): given them in the order of the
+/// keys, expired or not, it returns the operations to apply, or `None` to
+/// apply nothing.
+pub type BatchPlan = Box<dyn FnOnce(Vec<Option<Record>>) -> Result<Option<Vec<BatchOp>>> + Send>;
+
+/// Result of [`Backend::apply_planned`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlannedOutcome {
+    /// The plan's operations were applied, all of them.
+    Applied {
+        /// `Put` operations applied.
+        puts: u64,
+        /// `Delete` operations applied.
+        deletes: u64,
+    },
+    /// The plan returned `None`; nothing was applied.
+    Declined,
+    /// A key changed between the read and the write (a precondition of the
+    /// plan's operations did not hold); nothing was applied. The caller
+    /// plans again on fresh records.
+    Conflict,
+}
+
 /// A range of keys: `start` inclusive, `end` exclusive, by key bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct KeyRange {
@@ -377,6 +401,27 @@ pub trait Backend: Send + Sync + fmt::Debug {
             reason: "the backend cannot apply several writes atomically; write keys one by one"
                 .into(),
         })
+    }
+
+    /// Reads the records under `keys` (expired or not), lets `plan` decide
+    /// a batch from them, and applies it all-or-nothing. The plan's
+    /// operations carry preconditions on the versions it was given.
+    ///
+    /// The default reads with [`read_many`](Self::read_many) and applies
+    /// with [`apply`](Self::apply): a write that lands in between fails a
+    /// precondition and gives [`PlannedOutcome::Conflict`]. A backend that
+    /// can read and write in one transaction runs `plan` inside it instead,
+    /// which spares the second look at every key that checking the
+    /// preconditions costs (then `Conflict` only comes from a plan whose
+    /// preconditions disagree with what it was given). Only called on
+    /// backends with [`Capabilities::atomic_batch`].
+    async fn apply_planned(
+        &self,
+        namespace: &str,
+        keys: &[String],
+        plan: BatchPlan,
+    ) -> Result<PlannedOutcome> {
+        crate::ops::apply_planned(self, namespace, keys, plan).await
     }
 
     /// Number of live (not expired at `now`) records in `range`.

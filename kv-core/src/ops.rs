@@ -7,7 +7,10 @@
 use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
-use crate::backend::{Backend, DeleteOutcome, KeyRange, Precondition, WriteOutcome};
+use crate::backend::{
+    Backend, BatchOp, BatchOutcome, BatchPlan, DeleteOutcome, KeyRange, PlannedOutcome,
+    Precondition, WriteOutcome,
+};
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::record::Record;
@@ -71,6 +74,37 @@ impl Retry {
         tokio::time::sleep(Duration::from_micros(cap_us / 2 + jitter / 2)).await;
         Ok(())
     }
+}
+
+/// Reads, plans and applies optimistically (default of
+/// [`Backend::apply_planned`]): `read_many`, then `plan`, then `apply` with
+/// the plan's preconditions.
+pub async fn apply_planned<B: Backend + ?Sized>(
+    backend: &B,
+    namespace: &str,
+    keys: &[String],
+    plan: BatchPlan,
+) -> Result<PlannedOutcome> {
+    let physical = backend.read_many(namespace, keys).await?;
+    let Some(ops) = plan(physical)? else {
+        return Ok(PlannedOutcome::Declined);
+    };
+    let (puts, deletes) = count_ops(&ops);
+    if ops.is_empty() {
+        return Ok(PlannedOutcome::Applied { puts, deletes });
+    }
+    Ok(match backend.apply(ops).await? {
+        BatchOutcome::Applied => PlannedOutcome::Applied { puts, deletes },
+        BatchOutcome::PreconditionFailed { .. } => PlannedOutcome::Conflict,
+    })
+}
+
+/// The `Put` and `Delete` operations in `ops`.
+pub fn count_ops(ops: &[BatchOp]) -> (u64, u64) {
+    ops.iter().fold((0, 0), |(p, d), op| match op {
+        BatchOp::Put { .. } => (p + 1, d),
+        BatchOp::Delete { .. } => (p, d + 1),
+    })
 }
 
 /// Number of live records in `range` (default of [`Backend::count`]).

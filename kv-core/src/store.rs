@@ -7,7 +7,6 @@
 //! namespaces and background cleanup.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -17,7 +16,8 @@ use async_trait::async_trait;
 
 use crate::api::KVStore;
 use crate::backend::{
-    Backend, BatchOp, BatchOutcome, DeleteOutcome, KeyRange, Precondition, WriteOutcome,
+    Backend, BatchOp, BatchPlan, DeleteOutcome, KeyRange, PlannedOutcome, Precondition,
+    WriteOutcome,
 };
 use crate::clock::{Clock, SystemClock, Timestamp};
 use crate::error::{shorten, Error, Result};
@@ -451,29 +451,7 @@ impl Store {
         live: Option<&Record>,
         now: Timestamp,
     ) -> Record {
-        let mut record = Record::new(
-            &*self.namespace,
-            key,
-            value,
-            prepared.value_type.clone(),
-            now,
-        );
-        record.meta.content_type = prepared.content_type.clone();
-        record.meta.expires_at = prepared.ttl.map(|t| now.saturating_add(t));
-        if let Some(old) = live {
-            record.meta.version = old.meta.version + 1;
-            record.meta.created_at = old.meta.created_at;
-            record.meta.accessed_at = old.meta.accessed_at;
-            if keep_ttl {
-                record.meta.expires_at = old.meta.expires_at;
-            }
-        }
-        record.user = match (&prepared.user, live) {
-            (Some(user), _) => user.clone(),
-            (None, Some(old)) => old.user.clone(),
-            (None, None) => UserMetadata::new(),
-        };
-        record
+        set_record(&self.namespace, key, value, prepared, keep_ttl, live, now)
     }
 
     async fn set_inner(&self, key: &str, value: Value, options: SetOptions) -> Result<bool> {
@@ -536,6 +514,22 @@ impl Store {
         &self,
         pattern: &Pattern,
         after: Option<String>,
+        visit: impl FnMut(Record) -> Result<bool> + Send,
+    ) -> Result<()> {
+        self.walk_records_paged(pattern, after, SCAN_PAGE, visit)
+            .await
+    }
+
+    /// [`walk_records`](Self::walk_records) asking the backend for
+    /// `first_page` records first (for a caller that wants only a few),
+    /// then twice as many each time up to [`SCAN_PAGE`]: on a backend that
+    /// fetches every record of a page (an object store) a small scan costs
+    /// a small page.
+    async fn walk_records_paged(
+        &self,
+        pattern: &Pattern,
+        after: Option<String>,
+        first_page: usize,
         mut visit: impl FnMut(Record) -> Result<bool> + Send,
     ) -> Result<()> {
         crate::ops::page_break().await;
@@ -557,12 +551,14 @@ impl Store {
         }
         let range = KeyRange::prefix(pattern.literal_prefix());
         let mut cursor = after;
+        let mut size = first_page.clamp(1, SCAN_PAGE);
         loop {
             let page = self
                 .backend_ref()
-                .scan(&self.namespace, &range, cursor.as_deref(), SCAN_PAGE)
+                .scan(&self.namespace, &range, cursor.as_deref(), size)
                 .await?;
-            let full = page.len() == SCAN_PAGE;
+            let full = page.len() == size;
+            size = (size * 2).min(SCAN_PAGE);
             cursor = page.last().map(|r| r.key.clone());
             let now = self.now();
             for record in page {
@@ -618,77 +614,10 @@ impl Store {
         }
     }
 
-    /// Builds the backend batch for `items`: reads every key once, applies
-    /// the items in order on that view, and emits one operation per key with
-    /// a precondition on what was read. `None` when a condition fails.
-    async fn plan_batch(&self, items: &[CheckedItem]) -> Result<Option<Vec<BatchOp>>> {
-        let mut keys: Vec<String> = items.iter().map(|i| i.key().to_owned()).collect();
-        keys.sort();
-        keys.dedup();
-        let physical = self.backend_ref().read_many(&self.namespace, &keys).await?;
-        let now = self.now();
-        let mut state: BTreeMap<String, (Precondition, Option<Record>, bool)> = BTreeMap::new();
-        for (key, record) in keys.into_iter().zip(physical) {
-            let precondition = record
-                .as_ref()
-                .map_or(Precondition::Absent, |r| Precondition::Version(r.version()));
-            let live = record.filter(|r| !r.is_expired(now));
-            state.insert(key, (precondition, live, false));
-        }
-        for item in items {
-            let Some((_, current, touched)) = state.get_mut(item.key()) else {
-                continue;
-            };
-            match item {
-                CheckedItem::Set {
-                    key,
-                    value,
-                    prepared,
-                    options,
-                } => {
-                    if options.if_absent && current.is_some() {
-                        return Ok(None);
-                    }
-                    if let Some(v) = options.if_version {
-                        if current.as_ref().map(Record::version) != Some(v) {
-                            return Ok(None);
-                        }
-                    }
-                    let record = self.build_set_record(
-                        key,
-                        value,
-                        prepared,
-                        options.keep_ttl,
-                        current.as_ref(),
-                        now,
-                    );
-                    *current = Some(record);
-                }
-                CheckedItem::Delete { .. } => *current = None,
-            }
-            *touched = true;
-        }
-        let mut ops = Vec::with_capacity(state.len());
-        for (key, (precondition, current, touched)) in state {
-            if !touched {
-                continue;
-            }
-            match current {
-                Some(record) => ops.push(BatchOp::Put {
-                    record,
-                    precondition,
-                }),
-                None if precondition == Precondition::Absent => {}
-                None => ops.push(BatchOp::Delete {
-                    namespace: self.namespace.to_string(),
-                    key,
-                    precondition,
-                }),
-            }
-        }
-        Ok(Some(ops))
-    }
-
+    /// Applies checked batch items all-or-nothing: the backend reads every
+    /// key once, [`plan_batch`] decides the operations on that view, and
+    /// the backend applies them (planning again when a key changed in
+    /// between).
     async fn batch_checked(&self, items: Vec<CheckedItem>) -> Result<bool> {
         if !self.backend_ref().capabilities().atomic_batch {
             return Err(Error::Unsupported {
@@ -701,27 +630,38 @@ impl Store {
         if items.is_empty() {
             return Ok(true);
         }
+        let mut keys: Vec<String> = items.iter().map(|i| i.key().to_owned()).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let first_key = items[0].key().to_owned();
+        // Shared with the plan, which the backend may run on a thread of
+        // its own (inside its write transaction), once per attempt.
+        let items: Arc<[CheckedItem]> = items.into();
+        let keys: Arc<[String]> = keys.into();
         let mut retry = Retry::new();
         loop {
-            let Some(ops) = self.plan_batch(&items).await? else {
-                return Ok(false);
+            let plan: BatchPlan = {
+                let (items, keys) = (Arc::clone(&items), Arc::clone(&keys));
+                let namespace = Arc::clone(&self.namespace);
+                let clock = Arc::clone(&self.shared.clock);
+                Box::new(move |physical| {
+                    Ok(plan_batch(&namespace, &items, &keys, physical, clock.now()))
+                })
             };
-            let (puts, deletes) = ops.iter().fold((0u64, 0u64), |(p, d), op| match op {
-                BatchOp::Put { .. } => (p + 1, d),
-                BatchOp::Delete { .. } => (p, d + 1),
-            });
-            if ops.is_empty() {
-                return Ok(true);
-            }
-            match self.backend_ref().apply(ops).await? {
-                BatchOutcome::Applied => {
+            match self
+                .backend_ref()
+                .apply_planned(&self.namespace, &keys, plan)
+                .await?
+            {
+                PlannedOutcome::Applied { puts, deletes } => {
                     bump(&self.shared.counters.writes, puts);
                     bump(&self.shared.counters.deletes, deletes);
                     return Ok(true);
                 }
-                BatchOutcome::PreconditionFailed { .. } => {
+                PlannedOutcome::Declined => return Ok(false),
+                PlannedOutcome::Conflict => {
                     bump(&self.shared.counters.conflicts, 1);
-                    retry.backoff("batch", items[0].key()).await?;
+                    retry.backoff("batch", &first_key).await?;
                 }
             }
         }
@@ -854,6 +794,161 @@ impl CheckedItem {
             CheckedItem::Set { key, .. } | CheckedItem::Delete { key } => key,
         }
     }
+}
+
+/// Operations of a multi-key call that are in flight at once.
+const MULTI_KEY_CONCURRENCY: usize = 16;
+
+/// Runs `op` on every `(key, item)`: the items of one key one after the
+/// other, in their order, and up to [`MULTI_KEY_CONCURRENCY`] distinct keys
+/// at once. Stops at the first error (operations already in flight finish
+/// or are dropped with the future). The results come in no fixed order.
+async fn per_key_concurrently<T, R, F, Fut>(
+    items: impl IntoIterator<Item = (String, T)>,
+    op: F,
+) -> Result<Vec<R>>
+where
+    F: Fn(String, T) -> Fut,
+    Fut: std::future::Future<Output = Result<R>>,
+{
+    use futures_util::stream::{self, StreamExt, TryStreamExt};
+    let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut groups: Vec<Vec<(String, T)>> = Vec::new();
+    for (key, item) in items {
+        let at = *index.entry(key.clone()).or_insert_with(|| {
+            groups.push(Vec::new());
+            groups.len() - 1
+        });
+        groups[at].push((key, item));
+    }
+    let op = &op;
+    let results: Vec<Vec<R>> = stream::iter(groups)
+        .map(|group| async move {
+            let mut out = Vec::with_capacity(group.len());
+            for (key, item) in group {
+                out.push(op(key, item).await?);
+            }
+            Ok::<_, Error>(out)
+        })
+        .buffer_unordered(MULTI_KEY_CONCURRENCY)
+        .try_collect()
+        .await?;
+    Ok(results.into_iter().flatten().collect())
+}
+
+/// The record a set of `key` in `namespace` writes, given the live record.
+fn set_record(
+    namespace: &str,
+    key: &str,
+    value: &Value,
+    prepared: &PreparedSet,
+    keep_ttl: bool,
+    live: Option<&Record>,
+    now: Timestamp,
+) -> Record {
+    let mut record = Record::new(namespace, key, value, prepared.value_type.clone(), now);
+    record.meta.content_type = prepared.content_type.clone();
+    record.meta.expires_at = prepared.ttl.map(|t| now.saturating_add(t));
+    if let Some(old) = live {
+        record.meta.version = old.meta.version + 1;
+        record.meta.created_at = old.meta.created_at;
+        record.meta.accessed_at = old.meta.accessed_at;
+        if keep_ttl {
+            record.meta.expires_at = old.meta.expires_at;
+        }
+    }
+    record.user = match (&prepared.user, live) {
+        (Some(user), _) => user.clone(),
+        (None, Some(old)) => old.user.clone(),
+        (None, None) => UserMetadata::new(),
+    };
+    record
+}
+
+/// Builds the backend batch for `items` from the records stored under
+/// `keys` (sorted, distinct: every item's key once; `physical` in the same
+/// order): applies the items in order on that view and emits one operation
+/// per touched key, in key order, with a precondition on what was read.
+/// `None` when a condition fails.
+fn plan_batch(
+    namespace: &str,
+    items: &[CheckedItem],
+    keys: &[String],
+    physical: Vec<Option<Record>>,
+    now: Timestamp,
+) -> Option<Vec<BatchOp>> {
+    struct KeyState {
+        precondition: Precondition,
+        current: Option<Record>,
+        touched: bool,
+    }
+    let mut state: Vec<KeyState> = physical
+        .into_iter()
+        .map(|record| KeyState {
+            precondition: record
+                .as_ref()
+                .map_or(Precondition::Absent, |r| Precondition::Version(r.version())),
+            current: record.filter(|r| !r.is_expired(now)),
+            touched: false,
+        })
+        .collect();
+    for item in items {
+        let Some(st) = keys
+            .binary_search_by(|k| k.as_str().cmp(item.key()))
+            .ok()
+            .and_then(|i| state.get_mut(i))
+        else {
+            continue;
+        };
+        match item {
+            CheckedItem::Set {
+                key,
+                value,
+                prepared,
+                options,
+            } => {
+                if options.if_absent && st.current.is_some() {
+                    return None;
+                }
+                if let Some(v) = options.if_version {
+                    if st.current.as_ref().map(Record::version) != Some(v) {
+                        return None;
+                    }
+                }
+                let record = set_record(
+                    namespace,
+                    key,
+                    value,
+                    prepared,
+                    options.keep_ttl,
+                    st.current.as_ref(),
+                    now,
+                );
+                st.current = Some(record);
+            }
+            CheckedItem::Delete { .. } => st.current = None,
+        }
+        st.touched = true;
+    }
+    let mut ops = Vec::with_capacity(state.len());
+    for (key, st) in keys.iter().zip(state) {
+        if !st.touched {
+            continue;
+        }
+        match st.current {
+            Some(record) => ops.push(BatchOp::Put {
+                record,
+                precondition: st.precondition,
+            }),
+            None if st.precondition == Precondition::Absent => {}
+            None => ops.push(BatchOp::Delete {
+                namespace: namespace.to_owned(),
+                key: key.clone(),
+                precondition: st.precondition,
+            }),
+        }
+    }
+    Some(ops)
 }
 
 struct Lifted {
@@ -1046,11 +1141,16 @@ impl KVStore for Store {
             self.batch_checked(items).await?;
             return Ok(());
         }
-        for item in items {
-            if let CheckedItem::Set { key, value, .. } = item {
-                self.set_inner(&key, value, SetOptions::default()).await?;
-            }
-        }
+        // Not atomic here: distinct keys are written concurrently (each a
+        // round trip on an object store), one key's values in their order.
+        let sets = items.into_iter().filter_map(|item| match item {
+            CheckedItem::Set { key, value, .. } => Some((key, value)),
+            CheckedItem::Delete { .. } => None,
+        });
+        per_key_concurrently(sets, |key, value| async move {
+            self.set_inner(&key, value, SetOptions::default()).await
+        })
+        .await?;
         Ok(())
     }
 
@@ -1059,13 +1159,12 @@ impl KVStore for Store {
             .iter()
             .map(|k| self.key(k).map(Cow::into_owned))
             .collect::<Result<Vec<String>>>()?;
-        let mut deleted = 0;
-        for key in normalized {
-            if self.delete(&key).await? {
-                deleted += 1;
-            }
-        }
-        Ok(deleted)
+        let outcomes = per_key_concurrently(
+            normalized.into_iter().map(|k| (k, ())),
+            |key, ()| async move { self.delete(&key).await },
+        )
+        .await?;
+        Ok(outcomes.into_iter().filter(|&deleted| deleted).count() as u64)
     }
 
     async fn batch(&self, batch: Batch) -> Result<bool> {
@@ -1091,7 +1190,7 @@ impl KVStore for Store {
         let pattern = self.pattern(pattern)?;
         let mut entries = Vec::new();
         let mut error = None;
-        self.walk_records(&pattern, cursor.map(str::to_owned), |record| {
+        self.walk_records_paged(&pattern, cursor.map(str::to_owned), limit, |record| {
             match self.entry_of(record) {
                 Ok(e) => entries.push(e),
                 Err(e) => {
