@@ -5,10 +5,11 @@
 //! end. Conditional PUTs (`If-None-Match`, `If-Match`) go over HTTP.
 //!
 //! The large scan cases write `KV_TEST_S3_LARGE_KEYS` keys (default
-//! 3,000 instead of the suite's 20,000: every write is two requests to a
-//! single-threaded Python server) and the concurrent-increment case does
-//! 16 × `KV_TEST_S3_INCREMENTS` (default 50, not 500) increments; set
-//! both to the suite's defaults for the full run.
+//! 1,500 instead of the suite's 20,000: more than one 1,000-object LIST
+//! page, and every write is two requests to a Python test server) and the
+//! concurrent-increment and CAS-loop cases do 16 × `KV_TEST_S3_INCREMENTS`
+//! (default 10, not 500) updates; `concurrent_increments.rs` does the full
+//! 16 × 50 on one key. Set both to the suite's defaults for the full run.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -42,8 +43,8 @@ async fn s3_server_passes_conformance_suite() {
         })
     };
     let options = ConformanceOptions {
-        large_keys: env_usize("KV_TEST_S3_LARGE_KEYS", 3_000),
-        increments_per_task: env_usize("KV_TEST_S3_INCREMENTS", 50),
+        large_keys: env_usize("KV_TEST_S3_LARGE_KEYS", 1_500),
+        increments_per_task: env_usize("KV_TEST_S3_INCREMENTS", 10),
         ..ConformanceOptions::default()
     };
     let report = run_conformance("s3-server", factory, options).await;

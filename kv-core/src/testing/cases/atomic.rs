@@ -397,11 +397,12 @@ async fn atomic_set_nx_race_has_one_winner(
 
 async fn atomic_cas_loops_lose_no_update(
     f: &dyn BackendFactory,
-    _: &ConformanceOptions,
+    o: &ConformanceOptions,
 ) -> CaseResult {
     let h = Harness::new(f).await?;
     h.store.set("n", 0.into()).await?;
-    let (tasks, per_task) = (8, 100);
+    // 8 × 100 by default; fewer when the options ask for fewer increments.
+    let (tasks, per_task) = (8, o.increments_per_task.clamp(1, 100) as i64);
     let mut handles = Vec::new();
     for _ in 0..tasks {
         let store = h.store.clone();

@@ -6,6 +6,7 @@ use crate::testing::{BackendFactory, Case, CaseResult, ConformanceOptions, Failu
 use crate::types::SetOptions;
 use crate::value::Value;
 use crate::KVStore;
+use futures_util::{StreamExt, TryStreamExt};
 
 use super::secs;
 
@@ -161,13 +162,19 @@ async fn scan_pages_skip_expired_keys(
                 batch.push((key, Value::Int(i as i64), Some(secs(1))));
             }
         }
-        for (k, v, ttl) in batch {
-            let opts = match ttl {
-                Some(t) => SetOptions::new().ttl(t),
-                None => SetOptions::new(),
-            };
-            h.store.set_with(&k, v, opts).await?;
-        }
+        // Eight writes in flight: each is a round trip on a remote store.
+        futures_util::stream::iter(batch)
+            .map(|(k, v, ttl)| {
+                let opts = match ttl {
+                    Some(t) => SetOptions::new().ttl(t),
+                    None => SetOptions::new(),
+                };
+                let store = &h.store;
+                async move { store.set_with(&k, v, opts).await }
+            })
+            .buffer_unordered(8)
+            .try_collect::<Vec<_>>()
+            .await?;
     }
     h.clock.advance(secs(1));
     let mut seen = Vec::new();
