@@ -207,15 +207,70 @@ sed 's/^/    /' "$KV_CONFORMANCE_REPORT" >&2
 say "compiling every target (benches included)"
 cargo build -q --workspace --all-features --all-targets
 
+# Runs one example with the given extra arguments; its output goes to a log.
+run_example() {
+    local example="$1" log="$2"
+    shift 2
+    cargo run -q --all-features -p kv-examples --example "$example" -- "$@" >"$LOG_DIR/$log.log" 2>&1 || {
+        cat "$LOG_DIR/$log.log" >&2
+        say "example $example $* failed"
+        exit 1
+    }
+}
+
 if [[ $# -eq 0 ]]; then
+    cargo build -q --all-features -p kv-examples --examples
     examples=$(awk '/^\[\[example\]\]/ { want = 1; next } want && /^name *=/ { gsub(/.*= *"|".*/, ""); print; want = 0 }' examples/Cargo.toml)
     for example in $examples; do
+        case "$example" in
+        cached_postgres)
+            if [[ -z "${KV_TEST_POSTGRES_URL:-}" ]]; then
+                warn "example cached_postgres skipped: no PostgreSQL"
+                continue
+            fi
+            ;;
+        switch_backends)
+            # Every config in examples/configs, its server (if any) from
+            # the environment, as a deployed application would get it.
+            for config in examples/configs/*.toml; do
+                name="$(basename "$config" .toml)"
+                case "$name" in
+                *postgres*)
+                    if [[ -z "${KV_TEST_POSTGRES_URL:-}" ]]; then
+                        warn "example switch_backends $config skipped: no PostgreSQL"
+                        continue
+                    fi
+                    ;;
+                *s3*)
+                    if [[ -z "${KV_TEST_S3_ENDPOINT:-}" ]]; then
+                        warn "example switch_backends $config skipped: no S3 server"
+                        continue
+                    fi
+                    ;;
+                esac
+                say "example: switch_backends $config"
+                server_env=()
+                [[ -n "${KV_TEST_POSTGRES_URL:-}" ]] && server_env+=("KV_POSTGRES_URL=$KV_TEST_POSTGRES_URL")
+                [[ -n "${KV_TEST_S3_ENDPOINT:-}" ]] && server_env+=(
+                    "KV_S3_ENDPOINT=$KV_TEST_S3_ENDPOINT"
+                    "KV_S3_BUCKET=${KV_TEST_S3_BUCKET:-kv-test}"
+                    "KV_S3_REGION=${AWS_REGION:-us-east-1}")
+                (
+                    # Relative paths in the configs land in this run's folder.
+                    cd "$RUN_DIR"
+                    env "${server_env[@]}" \
+                        "${CARGO_TARGET_DIR:-$ROOT/target}/debug/examples/switch_backends" "$ROOT/$config"
+                ) >"$LOG_DIR/example-switch_backends-$name.log" 2>&1 || {
+                    cat "$LOG_DIR/example-switch_backends-$name.log" >&2
+                    say "example switch_backends $config failed"
+                    exit 1
+                }
+            done
+            continue
+            ;;
+        esac
         say "example: $example"
-        cargo run -q --all-features -p kv-examples --example "$example" >"$LOG_DIR/example-$example.log" 2>&1 || {
-            cat "$LOG_DIR/example-$example.log" >&2
-            say "example $example failed"
-            exit 1
-        }
+        run_example "$example" "example-$example"
     done
 fi
 
