@@ -697,6 +697,20 @@ impl Backend for SqliteStore {
         .await
     }
 
+    async fn compact(&self) -> Result<()> {
+        if self.inner.options.is_memory() {
+            return Ok(());
+        }
+        self.write_job(|c, _| {
+            // Rewrites the file without its free pages, then moves what the
+            // WAL holds into it and truncates the WAL to nothing.
+            c.execute_batch("VACUUM").map_err(sql_err)?;
+            c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+                .map_err(sql_err)
+        })
+        .await
+    }
+
     async fn flush(&self) -> Result<()> {
         if self.inner.options.is_memory() {
             return Ok(());

@@ -542,6 +542,10 @@ impl Backend for CacheLayer {
         self.inner.namespaces().await
     }
 
+    async fn compact(&self) -> Result<()> {
+        self.inner.compact().await
+    }
+
     async fn flush(&self) -> Result<()> {
         self.inner.flush().await?;
         if let Some(disk) = &self.disk {

@@ -124,6 +124,8 @@ pub enum Command {
     Count(CountArgs),
     /// Remove expired keys now
     Cleanup(JsonOnly),
+    /// Reclaim space: engine snapshot, SQLite VACUUM, PostgreSQL VACUUM
+    Compact(JsonOnly),
     /// Write records to a JSON Lines (default) or CSV file, or stdout
     Export(ExportArgs),
     /// Read records from a JSON Lines or CSV file, or stdin
@@ -156,7 +158,10 @@ impl Command {
                 MetaCommand::Set(a) | MetaCommand::Update(a) => a.out.json,
             },
             Command::Count(a) => a.out.json,
-            Command::Cleanup(a) | Command::Stats(a) | Command::Namespaces(a) => a.out.json,
+            Command::Cleanup(a)
+            | Command::Compact(a)
+            | Command::Stats(a)
+            | Command::Namespaces(a) => a.out.json,
             Command::Export(a) => a.out.json,
             Command::Import(a) => a.out.json,
             Command::Migrate(a) => a.out.json,

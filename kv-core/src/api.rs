@@ -202,6 +202,13 @@ pub trait KVStore: Send + Sync + fmt::Debug {
     /// Makes every acknowledged write durable. Deletes nothing.
     async fn flush(&self) -> Result<()>;
 
+    /// Reclaims the space of overwritten, deleted and expired records in
+    /// the backend's storage (whole backend, every namespace); see
+    /// [`Backend::compact`](crate::Backend::compact). Changes no record and
+    /// may take a while on a large store. Expired keys still held are
+    /// removed by [`cleanup_expired`](Self::cleanup_expired), not by this.
+    async fn compact(&self) -> Result<()>;
+
     /// Stops background work and closes the backend; later calls fail with
     /// `Error::Closed`.
     async fn close(&self) -> Result<()>;

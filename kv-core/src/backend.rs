@@ -424,6 +424,14 @@ pub trait Backend: Send + Sync + fmt::Debug {
         crate::ops::apply_planned(self, namespace, keys, plan).await
     }
 
+    /// Reclaims space: the engine writes a snapshot and drops old WAL
+    /// segments, SQLite checkpoints and vacuums its file, PostgreSQL runs
+    /// `VACUUM ANALYZE` on the table. Changes no record. The default does
+    /// nothing, for backends with nothing to compact (memory, S3).
+    async fn compact(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// Number of live (not expired at `now`) records in `range`.
     async fn count(&self, namespace: &str, range: &KeyRange, now: Timestamp) -> Result<u64> {
         crate::ops::count(self, namespace, range, now).await

@@ -67,7 +67,12 @@ struct Shared {
     closed: AtomicBool,
     cleanup: Mutex<Option<tokio::task::JoinHandle<()>>>,
     counters: Counters,
+    /// Recently used patterns, compiled (see [`Store::pattern`]).
+    patterns: Mutex<std::collections::HashMap<String, Arc<Pattern>>>,
 }
+
+/// Compiled patterns a store keeps; when full it starts over.
+const PATTERN_CACHE: usize = 256;
 
 #[derive(Default)]
 struct Counters {
@@ -176,6 +181,7 @@ impl StoreBuilder {
             closed: AtomicBool::new(false),
             cleanup: Mutex::new(None),
             counters: Counters::default(),
+            patterns: Mutex::default(),
         });
         if shared.options.auto_cleanup {
             let handle = tokio::runtime::Handle::try_current().map_err(|_| {
@@ -302,9 +308,29 @@ impl Store {
         self.shared.rules.normalize(key)
     }
 
-    fn pattern(&self, pattern: &str) -> Result<Pattern> {
+    /// The compiled pattern, from the store's cache of recent ones: a
+    /// pattern used again keeps its matcher (and the DFA it builds once it
+    /// has matched enough keys) instead of compiling it on every call.
+    fn pattern(&self, pattern: &str) -> Result<Arc<Pattern>> {
         self.check_open()?;
-        Pattern::new(&self.shared.rules.fold(pattern))
+        let folded = self.shared.rules.fold(pattern);
+        if let Some(p) = self
+            .shared
+            .patterns
+            .lock()
+            .ok()
+            .and_then(|cache| cache.get(folded.as_ref()).cloned())
+        {
+            return Ok(p);
+        }
+        let compiled = Arc::new(Pattern::new(&folded)?);
+        if let Ok(mut cache) = self.shared.patterns.lock() {
+            if cache.len() >= PATTERN_CACHE {
+                cache.clear();
+            }
+            cache.insert(folded.into_owned(), Arc::clone(&compiled));
+        }
+        Ok(compiled)
     }
 
     fn check_size(&self, key: &str, value: &Value) -> Result<()> {
@@ -550,6 +576,8 @@ impl Store {
             return Ok(());
         }
         let range = KeyRange::prefix(pattern.literal_prefix());
+        // Every key of the range matches a prefix-only pattern (`app.**`).
+        let all_match = pattern.is_prefix_only();
         let mut cursor = after;
         let mut size = first_page.clamp(1, SCAN_PAGE);
         loop {
@@ -562,7 +590,7 @@ impl Store {
             cursor = page.last().map(|r| r.key.clone());
             let now = self.now();
             for record in page {
-                if record.is_expired(now) || !pattern.matches(&record.key) {
+                if record.is_expired(now) || !(all_match || pattern.matches(&record.key)) {
                     continue;
                 }
                 if !visit(record)? {
@@ -592,6 +620,7 @@ impl Store {
                 .await;
         }
         let range = KeyRange::prefix(pattern.literal_prefix());
+        let all_match = pattern.is_prefix_only();
         let mut cursor: Option<String> = None;
         loop {
             let page = self
@@ -602,7 +631,9 @@ impl Store {
             cursor = page.last().map(|k| k.key.clone());
             let now = self.now();
             for info in page {
-                if matches!(info.expires_at, Some(t) if now >= t) || !pattern.matches(&info.key) {
+                if matches!(info.expires_at, Some(t) if now >= t)
+                    || !(all_match || pattern.matches(&info.key))
+                {
                     continue;
                 }
                 visit(info.key);
@@ -1564,6 +1595,11 @@ impl KVStore for Store {
     async fn flush(&self) -> Result<()> {
         self.check_open()?;
         self.backend_ref().flush().await
+    }
+
+    async fn compact(&self) -> Result<()> {
+        self.check_open()?;
+        self.backend_ref().compact().await
     }
 
     async fn close(&self) -> Result<()> {

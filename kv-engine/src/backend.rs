@@ -532,6 +532,14 @@ impl Backend for EngineBackend {
             .map_err(Into::into)
     }
 
+    async fn compact(&self) -> CoreResult<()> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || db.compact())
+            .await
+            .map_err(|e| kv_core::Error::backend("engine", false, e))?
+            .map_err(Into::into)
+    }
+
     async fn close(&self) -> CoreResult<()> {
         let db = self.db.clone();
         tokio::task::spawn_blocking(move || db.close())

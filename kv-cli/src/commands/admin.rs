@@ -1,10 +1,22 @@
-//! `stats`, `namespaces`: the store as a whole.
+//! `stats`, `namespaces`, `compact`: the store as a whole.
 
 use dataknobs_kv::{BackendStats, KVStore};
 use serde_json::{json, Value as J};
 
 use crate::error::{CliError, OK};
 use crate::output::Printer;
+
+/// `compact`: reclaims the space of old record versions (every namespace).
+pub async fn compact(store: &dyn KVStore, p: Printer) -> Result<u8, CliError> {
+    let started = std::time::Instant::now();
+    store.compact().await?;
+    let ms = started.elapsed().as_millis();
+    p.answer(
+        json!({ "compacted": true, "elapsed_ms": ms }),
+        Some(&format!("compacted in {ms} ms")),
+    )?;
+    Ok(OK)
+}
 
 /// `stats`: the handle's counters, then the backend's figures (and those
 /// of the backends beneath a layer, indented).

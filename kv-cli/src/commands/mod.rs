@@ -46,6 +46,7 @@ pub async fn run(
         Command::Export(a) => transfer::export(store, a, p).await,
         Command::Import(a) => transfer::import(store, a, p).await,
         Command::Migrate(a) => migrate::migrate(store, global, a, p).await,
+        Command::Compact(_) => admin::compact(store, p).await,
         Command::Stats(_) => admin::stats(store, p).await,
         Command::Namespaces(_) => admin::namespaces(store, p).await,
     }

@@ -15,6 +15,7 @@ pub(super) fn cases() -> Vec<Case> {
         case!(admin_bad_input_is_typed_and_writes_nothing),
         case!(admin_count_and_stats),
         case!(admin_flush_keeps_data),
+        case!(admin_compact_changes_no_record),
         case!(admin_closed_store_refuses_operations),
         case!(admin_track_access_records_reads),
         case!(admin_two_stores_on_one_backend_see_each_other),
@@ -150,6 +151,66 @@ async fn admin_flush_keeps_data(f: &dyn BackendFactory, _: &ConformanceOptions) 
         Some(Value::Int(1)),
         "flush must not delete"
     );
+    Ok(())
+}
+
+async fn admin_compact_changes_no_record(
+    f: &dyn BackendFactory,
+    _: &ConformanceOptions,
+) -> CaseResult {
+    let h = Harness::new(f).await?;
+    let s = &h.store;
+    // Overwritten, deleted, expiring and expired records, two namespaces:
+    // what compaction drops from storage must not change what is read.
+    for i in 0..50 {
+        s.set(&format!("c.{i:02}"), Value::Int(i)).await?;
+    }
+    for i in 0..50 {
+        s.set(&format!("c.{i:02}"), Value::Int(i * 10)).await?;
+    }
+    for i in (0..50).step_by(5) {
+        s.delete(&format!("c.{i:02}")).await?;
+    }
+    s.set_with(
+        "c.ttl",
+        "later".into(),
+        SetOptions::new().ttl(super::secs(60)),
+    )
+    .await?;
+    s.set_with(
+        "c.gone",
+        "soon".into(),
+        SetOptions::new().ttl(super::secs(1)),
+    )
+    .await?;
+    let other = s.namespace("other")?;
+    other.set("c.00", "elsewhere".into()).await?;
+    h.clock.advance(super::secs(1));
+    let before = s.get_pattern("c.**").await?;
+    let versions = s
+        .get_entry("c.01")
+        .await?
+        .map(|e| e.metadata.system.version);
+    s.compact().await?;
+    ensure_eq!(
+        s.get_pattern("c.**").await?,
+        before,
+        "records after compact"
+    );
+    ensure_eq!(before.len(), 41, "live keys");
+    ensure_eq!(
+        s.get_entry("c.01")
+            .await?
+            .map(|e| e.metadata.system.version),
+        versions
+    );
+    ensure_eq!(s.get("c.gone").await?, None);
+    ensure!(matches!(s.ttl("c.ttl").await?, Ttl::Expires(_)), "ttl kept");
+    ensure_eq!(other.get("c.00").await?, Some(Value::from("elsewhere")));
+    s.set("c.after", 1.into()).await?;
+    ensure_eq!(s.get("c.after").await?, Some(Value::Int(1)));
+    s.close().await?;
+    ensure_err!(s.compact().await, Error::Closed { .. });
     Ok(())
 }
 
