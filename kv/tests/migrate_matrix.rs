@@ -1,8 +1,7 @@
 //! `migrate_store` between every ordered pair of backends (issue 8): a
 //! fixed data set — every value type, user metadata, content types, TTLs,
-//! two namespaces of `KV_MATRIX_KEYS` keys each (default 500: with pages
-//! of 300 every migration crosses page boundaries; the S3 pairs, a round
-//! trip to a Python test server per object, set the pace) — is migrated from each
+//! two namespaces of `KV_MATRIX_KEYS` keys each (default 2,500: 5,000 keys
+//! in all, pages of 500) — is migrated from each
 //! backend into a fresh store of every other one, and every record field is
 //! compared.
 //!
@@ -21,12 +20,12 @@ use dataknobs_kv::migrate::{migrate_store, MigrateOptions, Namespaces};
 use dataknobs_kv::{open, BackendKind, Entry, KVStore, SetOptions, StoreConfig, Value, ValueType};
 use serde_json::json;
 
-/// Keys per namespace (`KV_MATRIX_KEYS`, default 500).
+/// Keys per namespace (`KV_MATRIX_KEYS`, default 2,500).
 fn per_namespace() -> usize {
     std::env::var("KV_MATRIX_KEYS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(500)
+        .unwrap_or(2500)
 }
 const NAMESPACES: [&str; 2] = ["alpha", "beta"];
 
@@ -254,7 +253,7 @@ async fn migrate_between_every_pair_of_backends() {
                     &*target,
                     MigrateOptions {
                         namespaces: Namespaces::All,
-                        batch_size: 300,
+                        batch_size: 500,
                         ..MigrateOptions::default()
                     },
                     |_| {},

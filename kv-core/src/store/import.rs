@@ -72,6 +72,35 @@ impl Store {
         let mut keys: Vec<String> = candidates.iter().map(|(_, r)| r.key.clone()).collect();
         keys.sort_unstable();
         keys.dedup();
+        if !options.dry_run
+            && keys.len() == candidates.len()
+            && !self.backend_ref().capabilities().atomic_batch
+        {
+            // Without atomic batches every key is written on its own anyway
+            // (a round trip each on an object store), and most imports go
+            // into keys that do not exist yet (a migration into a fresh
+            // store): try to create each key, and read and decide only the
+            // keys that turn out to exist. Distinct keys only: a page that
+            // names a key twice must see its own earlier entry.
+            let written: Vec<(usize, Option<SkipReason>)> = stream::iter(candidates)
+                .map(|(i, mut record)| async move {
+                    record.meta.version = 1;
+                    let outcome = self
+                        .import_one(record, Precondition::Absent, options.overwrite, true)
+                        .await?;
+                    Ok::<_, Error>((i, outcome))
+                })
+                .buffer_unordered(IMPORT_CONCURRENCY)
+                .try_collect()
+                .await?;
+            for (i, outcome) in written {
+                outcomes[i] = Some(match outcome {
+                    None => ImportOutcome::Written,
+                    Some(reason) => ImportOutcome::Skipped(reason),
+                });
+            }
+            return Ok(finish(outcomes));
+        }
         let physical = self.backend_ref().read_many(&self.namespace, &keys).await?;
         // Each key's current state as the entries are decided in order (a
         // later entry for the same key sees the earlier one).
@@ -130,7 +159,12 @@ impl Store {
         let written: Vec<(Vec<usize>, Option<SkipReason>)> = stream::iter(plan.into_values())
             .map(|planned| async move {
                 let outcome = self
-                    .import_one(planned.record, planned.precondition, options.overwrite)
+                    .import_one(
+                        planned.record,
+                        planned.precondition,
+                        options.overwrite,
+                        false,
+                    )
                     .await?;
                 Ok::<_, Error>((planned.entries, outcome))
             })
@@ -194,11 +228,14 @@ impl Store {
 
     /// Writes one planned record, re-reading and re-deciding while someone
     /// else changes the key. `Some(reason)` when it ends up skipped.
+    /// `guessed`: the first precondition is a guess, not what was read, so
+    /// its failure is no sign of contention and is not backed off.
     async fn import_one(
         &self,
         mut record: Record,
         mut precondition: Precondition,
         overwrite: Overwrite,
+        mut guessed: bool,
     ) -> Result<Option<SkipReason>> {
         let backend = self.backend_ref();
         let mut retry = Retry::new();
@@ -207,7 +244,9 @@ impl Store {
                 WriteOutcome::Written => return Ok(None),
                 WriteOutcome::PreconditionFailed => {}
             }
-            retry.backoff("import", &record.key).await?;
+            if !std::mem::take(&mut guessed) {
+                retry.backoff("import", &record.key).await?;
+            }
             let now = self.now();
             if record.is_expired(now) {
                 return Ok(Some(SkipReason::Expired));
