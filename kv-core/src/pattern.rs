@@ -58,6 +58,9 @@ pub struct Pattern {
     prefix_only: bool,
     exact_keys: Option<Vec<String>>,
     nfa: Nfa,
+    /// The NFA's states once the literal prefix is consumed: where a match
+    /// starts, since [`matches`](Self::matches) checks the prefix first.
+    after_prefix: StateSet,
     /// Built on first need: after [`LAZY_DFA_AFTER`] matches, or by
     /// [`Pattern::precompile`]. `None` inside when the pattern is too big
     /// for a DFA (the NFA then does all the matching).
@@ -80,6 +83,7 @@ impl Clone for Pattern {
             prefix_only: self.prefix_only,
             exact_keys: self.exact_keys.clone(),
             nfa: self.nfa.clone(),
+            after_prefix: self.after_prefix.clone(),
             dfa: self.dfa.clone(),
             nfa_runs: AtomicU32::new(self.nfa_runs.load(Ordering::Relaxed)),
         }
@@ -157,12 +161,14 @@ impl Pattern {
             });
 
         let nfa = Nfa::build(&alternatives);
+        let after_prefix = nfa.advance(nfa.start.clone(), &literal_prefix);
         Ok(Pattern {
             source: pattern.to_owned(),
             literal_prefix,
             prefix_only,
             exact_keys,
             nfa,
+            after_prefix,
             dfa: OnceLock::new(),
             nfa_runs: AtomicU32::new(0),
         })
@@ -220,7 +226,11 @@ impl Pattern {
         };
         match dfa {
             Some(dfa) => dfa.matches(&self.nfa, key, &self.literal_prefix),
-            None => self.nfa.matches_from(self.nfa.start.clone(), key),
+            // The prefix is there: start after it (`starts_with` above
+            // makes its length a character boundary of `key`).
+            None => self
+                .nfa
+                .matches_from(self.after_prefix.clone(), &key[self.literal_prefix.len()..]),
         }
     }
 }
@@ -690,6 +700,16 @@ impl Nfa {
                 }
             }
         }
+    }
+
+    /// The states after consuming `text` from `cur` (empty when none).
+    fn advance(&self, mut cur: StateSet, text: &str) -> StateSet {
+        let mut out = vec![0u64; self.words];
+        for c in text.chars() {
+            self.step(&cur, c, &mut out);
+            std::mem::swap(&mut cur, &mut out);
+        }
+        cur
     }
 
     fn matches_from(&self, mut cur: StateSet, rest: &str) -> bool {
