@@ -8,14 +8,17 @@
 //! drain their queue without sleeping while jobs keep coming, so under load
 //! the hand-off costs a queue push and pop.
 //!
-//! Reads have a faster path. Waking a reader thread and then the waiting
-//! task costs two thread wake-ups, more than a primary-key lookup itself. So
-//! on a multi-threaded tokio runtime a read takes an idle reader connection
-//! directly and runs inside [`tokio::task::block_in_place`]: the calling
-//! worker thread hands its other tasks to another thread before it touches
-//! SQLite, so the executor keeps running while the read blocks. When every
-//! reader connection is busy, or on a current-thread runtime (where
-//! `block_in_place` is not allowed), the read is queued like any job.
+//! Calls have a faster path. Waking a connection's thread and then the
+//! waiting task costs two thread wake-ups (about 50 µs here), more than a
+//! primary-key lookup or a small write itself. So on a multi-threaded tokio
+//! runtime a read takes an idle reader connection, and a write the writer
+//! connection when no other write holds it, directly and runs inside
+//! [`tokio::task::block_in_place`]: the calling worker thread hands its
+//! other tasks to another thread before it touches SQLite, so the executor
+//! keeps running while the call blocks. Writes stay serialised by the
+//! writer connection's lock. When the connections are busy, or on a
+//! current-thread runtime (where `block_in_place` is not allowed), the call
+//! is queued like any job.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex, RwLock};
@@ -44,6 +47,8 @@ pub(crate) struct Pool {
     readers: RwLock<Option<Sender<Job>>>,
     /// The reader connections, for reads run in place (empty once closed).
     reader_conns: RwLock<Vec<Shared>>,
+    /// The writer connection, for writes run in place (`None` once closed).
+    writer_conn: RwLock<Option<Shared>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -75,7 +80,7 @@ impl Pool {
         let mut threads = Vec::new();
         let (wtx, wrx) = crossbeam_channel::unbounded::<Job>();
         let writer = Arc::new(Mutex::new(writer));
-        threads.push(spawn("kv-sqlite-writer".into(), writer, wrx)?);
+        threads.push(spawn("kv-sqlite-writer".into(), Arc::clone(&writer), wrx)?);
         let readers: Vec<Shared> = readers
             .into_iter()
             .map(|c| Arc::new(Mutex::new(c)))
@@ -97,6 +102,7 @@ impl Pool {
             writer: RwLock::new(Some(wtx)),
             readers: RwLock::new(reader_tx),
             reader_conns: RwLock::new(readers),
+            writer_conn: RwLock::new(Some(writer)),
             threads: Mutex::new(threads),
         })
     }
@@ -107,13 +113,13 @@ impl Pool {
         role: Role,
         f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let f = if role == Role::Read {
-            match self.read_in_place(f) {
-                Ok(done) => return done,
-                Err(f) => f,
-            }
-        } else {
-            f
+        let f = match role {
+            Role::Read => self.read_in_place(f),
+            Role::Write => self.write_in_place(f),
+        };
+        let f = match f {
+            Ok(done) => return done,
+            Err(f) => f,
         };
         let (tx, rx) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move |conn| {
@@ -167,6 +173,34 @@ impl Pool {
         Err(f)
     }
 
+    /// Runs `f` on the writer connection on this thread when no other write
+    /// holds it (the writer thread is idle), or gives it back. Writes stay
+    /// serialised by the connection's lock either way; this only saves the
+    /// hand-over to the writer thread and back.
+    pub(crate) fn write_in_place<T, F>(&self, f: F) -> std::result::Result<Result<T>, F>
+    where
+        F: FnOnce(&mut Connection) -> Result<T>,
+    {
+        let multi_thread = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if !multi_thread {
+            return Err(f);
+        }
+        let conn = self.writer_conn.read().unwrap_or_else(|e| e.into_inner());
+        let Some(shared) = conn.as_ref() else {
+            return Err(f);
+        };
+        let outcome = match shared.try_lock() {
+            // `conn` stays locked for reading: `close` waits for this.
+            Ok(mut guard) => Ok(tokio::task::block_in_place(move || {
+                catch_unwind(AssertUnwindSafe(|| f(&mut guard)))
+                    .unwrap_or_else(|_| Err(job_panicked()))
+            })),
+            Err(_) => Err(f),
+        };
+        outcome
+    }
+
     /// Stops taking jobs, lets the threads finish what is queued, and joins
     /// them (their connections close as they exit).
     pub(crate) fn close(&self) {
@@ -182,6 +216,10 @@ impl Pool {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .clear();
+        self.writer_conn
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
         for t in threads {
             let _ = t.join();
