@@ -108,7 +108,17 @@ pub struct CacheLayer {
     disk: Option<Arc<DiskTier>>,
     options: CacheOptions,
     counters: Arc<Counters>,
+    /// Change counters, one per stripe of keys: bumped by every change of
+    /// a key's entry after a write. A read fills the cache only when its
+    /// stripe did not move while it read the backend, and a write only
+    /// caches what it wrote when no other change of its stripe came in
+    /// between; otherwise the entry is dropped. So an answer read (or
+    /// written) before a newer write can never land after it.
+    stripes: Arc<[std::sync::Mutex<u64>]>,
 }
+
+/// Stripes of [`CacheLayer::stripes`].
+const STRIPES: usize = 256;
 
 impl std::fmt::Debug for CacheLayer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -179,6 +189,7 @@ impl CacheLayer {
             disk,
             options,
             counters,
+            stripes: (0..STRIPES).map(|_| std::sync::Mutex::new(0)).collect(),
         })
     }
 
@@ -215,6 +226,9 @@ impl CacheLayer {
             self.forget(ns, key)?;
         }
         if let Some(disk) = &self.disk {
+            // Under the key's stripe: a write settling at the same time
+            // changes both tiers, so the disk copy read here is current.
+            let _stripe = self.stripe(ns, key);
             if let Some((cached_at, record)) = disk.get(ns, key)? {
                 if self.fresh(cached_at, record.as_ref(), now) {
                     bump(&self.counters.hits);
@@ -263,8 +277,68 @@ impl CacheLayer {
         Ok(record)
     }
 
-    /// Drops a key from both tiers.
+    fn stripe(&self, ns: &str, key: &str) -> std::sync::MutexGuard<'_, u64> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (ns, key).hash(&mut h);
+        let i = (h.finish() % self.stripes.len() as u64) as usize;
+        self.stripes[i].lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The change count of a key's stripe, taken before a backend call.
+    fn seen(&self, ns: &str, key: &str) -> u64 {
+        *self.stripe(ns, key)
+    }
+
+    /// Caches what a read returned, unless the key's stripe changed since
+    /// `seen` (a write may have come in after the read).
+    fn fill(
+        &self,
+        ns: &str,
+        key: &str,
+        record: Option<Record>,
+        now: Timestamp,
+        seen: u64,
+    ) -> Result<()> {
+        let stripe = self.stripe(ns, key);
+        if *stripe == seen {
+            self.remember(ns, key, record, now)?;
+        }
+        Ok(())
+    }
+
+    /// After a write the backend took (`Some(record)`, or `None` for a
+    /// delete): caches it when nothing else changed the key's stripe since
+    /// `seen`, else drops the entry; either way a change.
+    fn settle(
+        &self,
+        ns: &str,
+        key: &str,
+        written: Option<Record>,
+        now: Timestamp,
+        seen: u64,
+    ) -> Result<()> {
+        let mut stripe = self.stripe(ns, key);
+        let out = if *stripe != seen {
+            self.forget_unlocked(ns, key)
+        } else if written.is_some() || self.options.negative {
+            self.remember(ns, key, written, now).map(|_| ())
+        } else {
+            self.forget_unlocked(ns, key)
+        };
+        *stripe += 1;
+        out
+    }
+
+    /// Drops a key from both tiers (a change of its stripe).
     fn forget(&self, ns: &str, key: &str) -> Result<()> {
+        let mut stripe = self.stripe(ns, key);
+        let out = self.forget_unlocked(ns, key);
+        *stripe += 1;
+        out
+    }
+
+    fn forget_unlocked(&self, ns: &str, key: &str) -> Result<()> {
         self.mem.invalidate(format!("{ns}\0{key}").as_str());
         if let Some(disk) = &self.disk {
             disk.remove(ns, key)?;
@@ -273,22 +347,17 @@ impl CacheLayer {
         Ok(())
     }
 
-    /// After a delete through this layer: "not found" (negative caching) or
-    /// nothing.
-    fn deleted(&self, ns: &str, key: &str, now: Timestamp) -> Result<()> {
-        if self.options.negative {
-            self.remember(ns, key, None, now).map(|_| ())
-        } else {
-            self.forget(ns, key)
-        }
-    }
-
     /// Drops every cached key of `ns` for which `drop` holds.
     fn forget_where(
         &self,
         ns: &str,
         drop: impl Fn(&str, Option<&Record>) -> bool + Send + Sync + 'static,
     ) -> Result<()> {
+        // Every stripe changes first: a read of a key in the range that
+        // started before the backend removed it must not cache it now.
+        for stripe in self.stripes.iter() {
+            *stripe.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        }
         let ns_owned = ns.to_owned();
         let drop = Arc::new(drop);
         let mem_drop = Arc::clone(&drop);
@@ -321,8 +390,9 @@ impl Backend for CacheLayer {
         if let Some(hit) = self.lookup(namespace, key, now)? {
             return Ok(hit.map(|r| (*r).clone()));
         }
+        let seen = self.seen(namespace, key);
         let record = self.inner.read(namespace, key).await?;
-        self.remember(namespace, key, record.clone(), now)?;
+        self.fill(namespace, key, record.clone(), now, seen)?;
         Ok(record)
     }
 
@@ -332,9 +402,10 @@ impl Backend for CacheLayer {
             return Ok(hit.map(|r| r.stored_value()));
         }
         // A miss reads the whole record, so the entry can serve any read.
+        let seen = self.seen(namespace, key);
         let record = self.inner.read(namespace, key).await?;
         let stored = record.as_ref().map(Record::stored_value);
-        self.remember(namespace, key, record, now)?;
+        self.fill(namespace, key, record, now, seen)?;
         Ok(stored)
     }
 
@@ -346,17 +417,18 @@ impl Backend for CacheLayer {
             match self.lookup(namespace, key, now)? {
                 Some(hit) => out.push(Some(hit.map(|r| (*r).clone()))),
                 None => {
-                    missing.push(key.clone());
+                    missing.push((key.clone(), self.seen(namespace, key)));
                     out.push(None);
                 }
             }
         }
         if !missing.is_empty() {
-            let fetched = self.inner.read_many(namespace, &missing).await?;
+            let keys: Vec<String> = missing.iter().map(|(k, _)| k.clone()).collect();
+            let fetched = self.inner.read_many(namespace, &keys).await?;
             let mut fetched = missing.into_iter().zip(fetched);
             for slot in out.iter_mut().filter(|s| s.is_none()) {
-                if let Some((key, record)) = fetched.next() {
-                    self.remember(namespace, &key, record.clone(), now)?;
+                if let Some(((key, seen), record)) = fetched.next() {
+                    self.fill(namespace, &key, record.clone(), now, seen)?;
                     *slot = Some(record);
                 }
             }
@@ -366,12 +438,13 @@ impl Backend for CacheLayer {
 
     async fn write(&self, record: Record, precondition: Precondition) -> Result<WriteOutcome> {
         let copy = record.clone();
+        let seen = self.seen(&copy.namespace, &copy.key);
         let outcome = self.inner.write(record, precondition).await?;
         let (ns, key) = (&copy.namespace, &copy.key);
         match outcome {
             WriteOutcome::Written => {
                 let now = self.now();
-                self.remember(ns, key, Some(copy.clone()), now)?;
+                self.settle(ns, key, Some(copy.clone()), now, seen)?;
             }
             // The cached copy (if any) was what the writer decided on, and
             // it was stale.
@@ -386,10 +459,11 @@ impl Backend for CacheLayer {
         key: &str,
         precondition: Precondition,
     ) -> Result<DeleteOutcome> {
+        let seen = self.seen(namespace, key);
         let outcome = self.inner.delete(namespace, key, precondition).await?;
         match outcome {
             DeleteOutcome::Deleted { .. } | DeleteOutcome::NotFound => {
-                self.deleted(namespace, key, self.now())?
+                self.settle(namespace, key, None, self.now(), seen)?
             }
             DeleteOutcome::PreconditionFailed => self.forget(namespace, key)?,
         }
@@ -430,16 +504,16 @@ impl Backend for CacheLayer {
     }
 
     async fn apply(&self, ops: Vec<BatchOp>) -> Result<BatchOutcome> {
-        let touched = touched_by(&ops);
+        let touched: Vec<(u64, (String, String, Option<Record>))> = touched_by(&ops)
+            .into_iter()
+            .map(|t| (self.seen(&t.0, &t.1), t))
+            .collect();
         let outcome = self.inner.apply(ops).await?;
         let now = self.now();
-        for (ns, key, record) in touched {
-            match (outcome, record) {
-                (BatchOutcome::Applied, Some(r)) => {
-                    self.remember(&ns, &key, Some(r), now)?;
-                }
-                (BatchOutcome::Applied, None) => self.deleted(&ns, &key, now)?,
-                (BatchOutcome::PreconditionFailed { .. }, _) => self.forget(&ns, &key)?,
+        for (seen, (ns, key, record)) in touched {
+            match outcome {
+                BatchOutcome::Applied => self.settle(&ns, &key, record, now, seen)?,
+                BatchOutcome::PreconditionFailed { .. } => self.forget(&ns, &key)?,
             }
         }
         Ok(outcome)
@@ -465,17 +539,21 @@ impl Backend for CacheLayer {
                 Ok(ops)
             })
         };
+        let seen: std::collections::HashMap<&str, u64> = keys
+            .iter()
+            .map(|k| (k.as_str(), self.seen(namespace, k)))
+            .collect();
         let outcome = self.inner.apply_planned(namespace, keys, wrapped).await?;
         let touched = decided.lock().map(|mut t| std::mem::take(&mut *t));
         let now = self.now();
         match (outcome, touched) {
             (PlannedOutcome::Applied { .. }, Ok(touched)) => {
                 for (ns, key, record) in touched {
-                    match record {
-                        Some(r) => {
-                            self.remember(&ns, &key, Some(r), now)?;
+                    match seen.get(key.as_str()) {
+                        Some(&seen) if ns == namespace => {
+                            self.settle(&ns, &key, record, now, seen)?;
                         }
-                        None => self.deleted(&ns, &key, now)?,
+                        _ => self.forget(&ns, &key)?,
                     }
                 }
             }
