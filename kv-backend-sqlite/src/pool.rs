@@ -47,8 +47,8 @@ pub(crate) struct Pool {
     readers: RwLock<Option<Sender<Job>>>,
     /// The reader connections, for reads run in place (empty once closed).
     reader_conns: RwLock<Vec<Shared>>,
-    /// The writer connection, for writes run in place (`None` once closed).
-    writer_conn: RwLock<Option<Shared>>,
+    /// The writer connection, for writes run in place (empty once closed).
+    writer_conn: RwLock<Vec<Shared>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -102,7 +102,7 @@ impl Pool {
             writer: RwLock::new(Some(wtx)),
             readers: RwLock::new(reader_tx),
             reader_conns: RwLock::new(readers),
-            writer_conn: RwLock::new(Some(writer)),
+            writer_conn: RwLock::new(vec![writer]),
             threads: Mutex::new(threads),
         })
     }
@@ -155,22 +155,7 @@ impl Pool {
     where
         F: FnOnce(&mut Connection) -> Result<T>,
     {
-        let multi_thread = tokio::runtime::Handle::try_current()
-            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
-        if !multi_thread {
-            return Err(f);
-        }
-        let conns = self.reader_conns.read().unwrap_or_else(|e| e.into_inner());
-        for conn in conns.iter() {
-            if let Ok(mut guard) = conn.try_lock() {
-                // `conns` stays locked for reading: `close` waits for this.
-                return Ok(tokio::task::block_in_place(move || {
-                    catch_unwind(AssertUnwindSafe(|| f(&mut guard)))
-                        .unwrap_or_else(|_| Err(job_panicked()))
-                }));
-            }
-        }
-        Err(f)
+        in_place(&self.reader_conns, f)
     }
 
     /// Runs `f` on the writer connection on this thread when no other write
@@ -181,24 +166,7 @@ impl Pool {
     where
         F: FnOnce(&mut Connection) -> Result<T>,
     {
-        let multi_thread = tokio::runtime::Handle::try_current()
-            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
-        if !multi_thread {
-            return Err(f);
-        }
-        let conn = self.writer_conn.read().unwrap_or_else(|e| e.into_inner());
-        let Some(shared) = conn.as_ref() else {
-            return Err(f);
-        };
-        let outcome = match shared.try_lock() {
-            // `conn` stays locked for reading: `close` waits for this.
-            Ok(mut guard) => Ok(tokio::task::block_in_place(move || {
-                catch_unwind(AssertUnwindSafe(|| f(&mut guard)))
-                    .unwrap_or_else(|_| Err(job_panicked()))
-            })),
-            Err(_) => Err(f),
-        };
-        outcome
+        in_place(&self.writer_conn, f)
     }
 
     /// Stops taking jobs, lets the threads finish what is queued, and joins
@@ -219,7 +187,7 @@ impl Pool {
         self.writer_conn
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .take();
+            .clear();
         let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
         for t in threads {
             let _ = t.join();
@@ -231,6 +199,31 @@ impl Pool {
     pub(crate) fn single_connection(&self) -> bool {
         self.readers.read().map(|r| r.is_none()).unwrap_or(true)
     }
+}
+
+/// Runs `f` inside `block_in_place` on the first of `conns` that no one
+/// holds, or gives `f` back: on a current-thread runtime (where
+/// `block_in_place` is not allowed), when all are busy, or once closed.
+fn in_place<T, F>(conns: &RwLock<Vec<Shared>>, f: F) -> std::result::Result<Result<T>, F>
+where
+    F: FnOnce(&mut Connection) -> Result<T>,
+{
+    let multi_thread = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if !multi_thread {
+        return Err(f);
+    }
+    let conns = conns.read().unwrap_or_else(|e| e.into_inner());
+    for conn in conns.iter() {
+        if let Ok(mut guard) = conn.try_lock() {
+            // `conns` stays locked for reading: `close` waits for this.
+            return Ok(tokio::task::block_in_place(move || {
+                catch_unwind(AssertUnwindSafe(|| f(&mut guard)))
+                    .unwrap_or_else(|_| Err(job_panicked()))
+            }));
+        }
+    }
+    Err(f)
 }
 
 fn job_panicked() -> Error {

@@ -177,6 +177,9 @@ pub struct Row {
     pub system: String,
     /// Whether the system is a peer (not ours).
     pub peer: bool,
+    /// What the system is (its ratios are to this kind's peers).
+    #[serde(skip)]
+    kind: Kind,
     /// Workload name.
     pub workload: &'static str,
     /// Value size in bytes.
@@ -491,27 +494,11 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)] as f64 / 1000.0
 }
 
-fn kind_of(system: &str) -> Option<Kind> {
-    let base = system.strip_prefix("cache+").unwrap_or(system);
-    [
-        Kind::Memory,
-        Kind::Engine,
-        Kind::Sqlite,
-        Kind::Postgres,
-        Kind::S3,
-    ]
-    .into_iter()
-    .find(|k| k.name(false) == base)
-}
-
 /// Fills in each row's ratios to its peers in the same scenario.
 fn add_ratios(rows: &mut [Row]) {
     let snapshot = rows.to_vec();
     for row in rows.iter_mut().filter(|r| !r.peer) {
-        let Some(kind) = kind_of(&row.system) else {
-            continue;
-        };
-        for peer in kind.peers() {
+        for peer in row.kind.peers() {
             let name = peer.name(false);
             if let Some(p) = snapshot.iter().find(|p| {
                 p.system == name
@@ -553,6 +540,7 @@ async fn run(args: Args) -> R<()> {
                 let row = Row {
                     system: name.clone(),
                     peer: kind.is_peer(),
+                    kind,
                     workload: w.name(),
                     value_size: sc.value_size,
                     keys: sc.keys,

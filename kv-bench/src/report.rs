@@ -296,6 +296,11 @@ mod tests {
         let row = |system: &str, peer: bool, ratios: Vec<(String, f64)>| Row {
             system: system.into(),
             peer,
+            kind: if peer {
+                crate::Kind::Sled
+            } else {
+                crate::Kind::Engine
+            },
             workload: "get",
             value_size: 100,
             keys: 1000,

@@ -827,7 +827,8 @@ impl CheckedItem {
     }
 }
 
-/// Operations of a multi-key call that are in flight at once.
+/// Operations of a multi-key call (and of an import written key by key)
+/// that are in flight at once.
 const MULTI_KEY_CONCURRENCY: usize = 16;
 
 /// Runs `op` on every `(key, item)`: the items of one key one after the

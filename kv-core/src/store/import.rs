@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 
-use super::{check_type, lift_reserved, Store};
+use super::{check_type, lift_reserved, Store, MULTI_KEY_CONCURRENCY};
 use crate::backend::{BatchOp, BatchOutcome, Precondition, WriteOutcome};
 use crate::clock::Timestamp;
 use crate::error::{shorten, Error, Result};
@@ -14,9 +14,6 @@ use crate::migrate::{ImportOptions, ImportOutcome, Overwrite, SkipReason};
 use crate::ops::Retry;
 use crate::record::Record;
 use crate::types::Entry;
-
-/// Writes in flight at once when a page is written key by key.
-const IMPORT_CONCURRENCY: usize = 16;
 
 /// Whether `incoming` may replace `live` under `overwrite`.
 fn decide(
@@ -90,14 +87,11 @@ impl Store {
                         .await?;
                     Ok::<_, Error>((i, outcome))
                 })
-                .buffer_unordered(IMPORT_CONCURRENCY)
+                .buffer_unordered(MULTI_KEY_CONCURRENCY)
                 .try_collect()
                 .await?;
-            for (i, outcome) in written {
-                outcomes[i] = Some(match outcome {
-                    None => ImportOutcome::Written,
-                    Some(reason) => ImportOutcome::Skipped(reason),
-                });
+            for (i, skipped) in written {
+                outcomes[i] = Some(written_or_skipped(skipped));
             }
             return Ok(finish(outcomes));
         }
@@ -168,15 +162,12 @@ impl Store {
                     .await?;
                 Ok::<_, Error>((planned.entries, outcome))
             })
-            .buffer_unordered(IMPORT_CONCURRENCY)
+            .buffer_unordered(MULTI_KEY_CONCURRENCY)
             .try_collect()
             .await?;
         for (entries, outcome) in written {
             for i in entries {
-                outcomes[i] = Some(match outcome {
-                    None => ImportOutcome::Written,
-                    Some(reason) => ImportOutcome::Skipped(reason),
-                });
+                outcomes[i] = Some(written_or_skipped(outcome));
             }
         }
         Ok(finish(outcomes))
@@ -260,6 +251,11 @@ impl Store {
             record.meta.version = live.map_or(1, |l| l.version() + 1);
         }
     }
+}
+
+/// The outcome of a key [`Store::import_one`] wrote or skipped.
+fn written_or_skipped(skipped: Option<SkipReason>) -> ImportOutcome {
+    skipped.map_or(ImportOutcome::Written, ImportOutcome::Skipped)
 }
 
 /// Every slot has been decided by the time this runs.
