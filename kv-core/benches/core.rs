@@ -14,6 +14,7 @@
 //! | `store set` | `Store::set` overwriting random keys of the 100,000 | `RwLock<HashMap>` insert, and `RwLock<BTreeMap>` |
 //! | `pattern match` | `Pattern::matches` of `users.*.settings.**` over 100,000 keys (1/4 match) | the `regex` crate with the same language |
 //! | `pathological` | `*a*a*a*a*a*a*b` against a 1 KiB key of `a`s | the `regex` crate |
+//! | `compile + 100 matches` | `Pattern::new("users.NNNNN?.*")` for a new random prefix, then the 100 keys of its range | the `regex` crate, compiling and matching the same |
 #![allow(clippy::unwrap_used)]
 
 use std::collections::{BTreeMap, HashMap};
@@ -225,6 +226,64 @@ fn main() {
         peer_name: "regex crate",
         peer: theirs,
         unit: "matches/s",
+    });
+
+    // A pattern used once, as a scan of a random prefix uses it: compile
+    // `users.NNNNN?.*` and match it against the 100 keys of its range
+    // (10 `users.NNNNNd` ids × 10 fields), a new prefix every time.
+    let fields = [
+        "name", "email", "age", "city", "plan", "theme", "lang", "tz", "role", "seen",
+    ];
+    let n = if quick { 2_000 } else { 20_000 };
+    let prefixes: Vec<(String, Vec<String>)> = random_indices(n, 100_000)
+        .into_iter()
+        .map(|i| {
+            let stem = format!("users.{:05}", i % 100_000);
+            let keys = (0..10)
+                .flat_map(|d| fields.iter().map(move |f| (d, f)))
+                .map(|(d, f)| format!("{stem}{d}.{f}"))
+                .collect();
+            (format!("{stem}?.*"), keys)
+        })
+        .collect();
+    for (p, keys) in prefixes.iter().take(50) {
+        let ours = Pattern::new(p).unwrap();
+        let re = regex::Regex::new(&format!(
+            r"^{}[^.]\.[^.]*$",
+            regex::escape(&p[..p.len() - 3])
+        ))
+        .unwrap();
+        for k in keys {
+            assert!(ours.matches(k) && re.is_match(k), "{p} {k}");
+        }
+        assert!(!ours.matches(&format!("{}.x.y", &keys[0])));
+    }
+    let ours = median_rate(rounds, n, || {
+        for (p, keys) in &prefixes {
+            let pattern = Pattern::new(black_box(p)).unwrap();
+            for k in keys {
+                black_box(pattern.matches(black_box(k)));
+            }
+        }
+    });
+    let theirs = median_rate(rounds, n, || {
+        for (p, keys) in &prefixes {
+            let re = regex::Regex::new(&format!(
+                r"^{}[^.]\.[^.]*$",
+                regex::escape(&p[..p.len() - 3])
+            ))
+            .unwrap();
+            for k in keys {
+                black_box(re.is_match(black_box(k)));
+            }
+        }
+    });
+    rows.push(Row {
+        name: "compile users.NNNNN?.* + 100 matches",
+        ours,
+        peer_name: "regex crate, same",
+        peer: theirs,
+        unit: "patterns/s",
     });
 
     println!(

@@ -16,13 +16,26 @@
 //!
 //! # How matching works
 //!
-//! The pattern is parsed, its braces expanded (bounded), each `**` resolved
-//! against its neighbours, and the result compiled to a Thompson NFA. For the
-//! ASCII alphabet the NFA is turned into a DFA at compile time (bounded in
-//! size), so matching an ASCII key is one table lookup per byte; a non-ASCII
-//! character switches to simulating the NFA with bit sets. Both are linear in
-//! the key length: no backtracking, so `*a*a*a*a*a*a*b` against 1 KiB of `a`s
-//! costs the same as any other 1 KiB key.
+//! The pattern is parsed, its braces expanded (bounded), and each `**`
+//! resolved against its neighbours. Then one of two matchers:
+//!
+//! - **Segments**, for the common shapes: at most 16 alternatives, each with
+//!   at most one `*` per segment and `**` only as its last segment
+//!   (`users.*.settings`, `users.12345?.*`, `logs.2024-*`, `app.*.**`). The
+//!   key is split at its dots; a segment matches when its first characters
+//!   match the part before the pattern segment's `*` and its last ones the
+//!   part after. Nothing is built beyond the segment list, so a pattern used
+//!   once for a short scan costs little, and segments inside the literal
+//!   prefix are not looked at again.
+//! - **Automaton**, for the rest (`**.error`, `a.**.b`, `*a*b`): a Thompson
+//!   NFA, simulated with bit sets for the pattern's first few dozen keys;
+//!   after that a DFA over ASCII (bounded in size), so matching an ASCII key
+//!   is one table lookup per byte, with a non-ASCII character switching back
+//!   to the NFA.
+//!
+//! All of them are linear in the key length: no backtracking, so
+//! `*a*a*a*a*a*a*b` against 1 KiB of `a`s costs the same as any other 1 KiB
+//! key.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -57,9 +70,34 @@ pub struct Pattern {
     literal_prefix: String,
     prefix_only: bool,
     exact_keys: Option<Vec<String>>,
+    matcher: Matcher,
+}
+
+/// How a pattern matches keys.
+#[derive(Debug, Clone)]
+enum Matcher {
+    /// Patterns without `**` in the middle and with at most one `*` per
+    /// segment (`users.*.settings`, `users.12345?.*`, `logs.2024-*`,
+    /// `app.*.**`): the key is split at its dots and each segment is
+    /// checked against the pattern's, head and tail of the one `*` — no
+    /// automaton to build, so a pattern used for one short scan is cheap.
+    Segments {
+        alts: Vec<SegmentAlt>,
+        /// Whole segments the literal prefix holds (its dots), which every
+        /// alternative starts with and every key that passed the prefix
+        /// check matches: matching starts after them.
+        skip_segments: usize,
+        /// Bytes of the key those segments and their dots take.
+        skip_bytes: usize,
+    },
+    /// Everything else: an NFA, and a DFA once it has matched enough keys.
+    Automaton(Box<Automaton>),
+}
+
+struct Automaton {
     nfa: Nfa,
     /// The NFA's states once the literal prefix is consumed: where a match
-    /// starts, since [`matches`](Self::matches) checks the prefix first.
+    /// starts, since [`Pattern::matches`] checks the prefix first.
     after_prefix: StateSet,
     /// Built on first need: after [`LAZY_DFA_AFTER`] matches, or by
     /// [`Pattern::precompile`]. `None` inside when the pattern is too big
@@ -75,13 +113,13 @@ pub struct Pattern {
 /// against many keys gets the fast path early.
 const LAZY_DFA_AFTER: u32 = 32;
 
-impl Clone for Pattern {
+/// Most brace alternatives the segment matcher tries one by one; a pattern
+/// with more goes to the automaton, which tries them all at once.
+const MAX_SEGMENT_ALTS: usize = 16;
+
+impl Clone for Automaton {
     fn clone(&self) -> Self {
-        Pattern {
-            source: self.source.clone(),
-            literal_prefix: self.literal_prefix.clone(),
-            prefix_only: self.prefix_only,
-            exact_keys: self.exact_keys.clone(),
+        Automaton {
             nfa: self.nfa.clone(),
             after_prefix: self.after_prefix.clone(),
             dfa: self.dfa.clone(),
@@ -90,11 +128,9 @@ impl Clone for Pattern {
     }
 }
 
-impl fmt::Debug for Pattern {
+impl fmt::Debug for Automaton {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Pattern")
-            .field("source", &self.source)
-            .field("literal_prefix", &self.literal_prefix)
+        f.debug_struct("Automaton")
             .field("nfa_states", &self.nfa.states.len())
             .field(
                 "dfa_states",
@@ -104,6 +140,28 @@ impl fmt::Debug for Pattern {
                     .and_then(|d| d.as_ref())
                     .map(|d| d.accept.len()),
             )
+            .finish()
+    }
+}
+
+impl Clone for Pattern {
+    fn clone(&self) -> Self {
+        Pattern {
+            source: self.source.clone(),
+            literal_prefix: self.literal_prefix.clone(),
+            prefix_only: self.prefix_only,
+            exact_keys: self.exact_keys.clone(),
+            matcher: self.matcher.clone(),
+        }
+    }
+}
+
+impl fmt::Debug for Pattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pattern")
+            .field("source", &self.source)
+            .field("literal_prefix", &self.literal_prefix)
+            .field("matcher", &self.matcher)
             .finish()
     }
 }
@@ -160,18 +218,51 @@ impl Pattern {
                 keys
             });
 
-        let nfa = Nfa::build(&alternatives);
-        let after_prefix = nfa.advance(nfa.start.clone(), &literal_prefix);
+        let segments = if alternatives.len() <= MAX_SEGMENT_ALTS {
+            alternatives
+                .iter()
+                .map(|alt| SegmentAlt::from_nodes(alt))
+                .collect::<Option<Vec<_>>>()
+        } else {
+            None
+        };
+        let matcher = match segments {
+            Some(alts) => {
+                let skip_bytes = literal_prefix.rfind('.').map_or(0, |i| i + 1);
+                Matcher::Segments {
+                    alts,
+                    skip_segments: literal_prefix[..skip_bytes].matches('.').count(),
+                    skip_bytes,
+                }
+            }
+            None => Matcher::Automaton(Box::new(Automaton::new(&alternatives, &literal_prefix))),
+        };
         Ok(Pattern {
             source: pattern.to_owned(),
             literal_prefix,
             prefix_only,
             exact_keys,
-            nfa,
-            after_prefix,
-            dfa: OnceLock::new(),
-            nfa_runs: AtomicU32::new(0),
+            matcher,
         })
+    }
+
+    /// The same pattern, always matched by the automaton (to check the
+    /// segment matcher against it).
+    #[cfg(test)]
+    fn with_automaton(pattern: &str) -> Self {
+        let mut p = Pattern::new(pattern).unwrap_or_else(|e| panic!("{e}"));
+        let chars: Vec<char> = pattern.chars().collect();
+        let mut parser = Parser {
+            chars: &chars,
+            pos: 0,
+        };
+        let seq = parser
+            .parse_seq(0, false)
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let expanded = expand(&seq).unwrap_or_else(|e| panic!("{e}"));
+        let alternatives: Vec<Vec<Node>> = expanded.iter().map(|a| resolve_globstars(a)).collect();
+        p.matcher = Matcher::Automaton(Box::new(Automaton::new(&alternatives, &p.literal_prefix)));
+        p
     }
 
     /// The pattern as written.
@@ -201,17 +292,14 @@ impl Pattern {
     }
 
     /// Builds the pattern's DFA now rather than after its first few dozen
-    /// matches. Matching gives the same answers either way; this only moves
-    /// the cost (tens of microseconds for a typical pattern) to the call.
+    /// matches, for a pattern that needs one. Matching gives the same
+    /// answers either way; this only moves the cost (tens of microseconds
+    /// for a typical pattern) to the call.
     pub fn precompile(self) -> Self {
-        self.dfa();
+        if let Matcher::Automaton(a) = &self.matcher {
+            a.dfa(&self.literal_prefix);
+        }
         self
-    }
-
-    fn dfa(&self) -> Option<&Dfa> {
-        self.dfa
-            .get_or_init(|| Dfa::build(&self.nfa, &self.literal_prefix))
-            .as_ref()
     }
 
     /// Whether `key` matches the whole pattern.
@@ -219,19 +307,201 @@ impl Pattern {
         if !key.starts_with(self.literal_prefix.as_str()) {
             return false;
         }
+        match &self.matcher {
+            Matcher::Segments {
+                alts,
+                skip_segments,
+                skip_bytes,
+            } => {
+                // `starts_with` above: `skip_bytes` is a char boundary.
+                let rest = &key[*skip_bytes..];
+                alts.iter().any(|alt| alt.matches(rest, *skip_segments))
+            }
+            Matcher::Automaton(a) => a.matches(key, &self.literal_prefix),
+        }
+    }
+}
+
+impl Automaton {
+    fn new(alternatives: &[Vec<Node>], literal_prefix: &str) -> Automaton {
+        let nfa = Nfa::build(alternatives);
+        let after_prefix = nfa.advance(nfa.start.clone(), literal_prefix);
+        Automaton {
+            nfa,
+            after_prefix,
+            dfa: OnceLock::new(),
+            nfa_runs: AtomicU32::new(0),
+        }
+    }
+
+    fn dfa(&self, literal_prefix: &str) -> Option<&Dfa> {
+        self.dfa
+            .get_or_init(|| Dfa::build(&self.nfa, literal_prefix))
+            .as_ref()
+    }
+
+    /// Whether `key`, which starts with `literal_prefix`, matches.
+    fn matches(&self, key: &str, literal_prefix: &str) -> bool {
         let dfa = match self.dfa.get() {
             Some(built) => built.as_ref(),
-            None if self.nfa_runs.fetch_add(1, Ordering::Relaxed) >= LAZY_DFA_AFTER => self.dfa(),
+            None if self.nfa_runs.fetch_add(1, Ordering::Relaxed) >= LAZY_DFA_AFTER => {
+                self.dfa(literal_prefix)
+            }
             None => None,
         };
         match dfa {
-            Some(dfa) => dfa.matches(&self.nfa, key, &self.literal_prefix),
-            // The prefix is there: start after it (`starts_with` above
-            // makes its length a character boundary of `key`).
+            Some(dfa) => dfa.matches(&self.nfa, key, literal_prefix),
+            // The prefix is there: start after it (the caller's
+            // `starts_with` makes its length a character boundary of `key`).
             None => self
                 .nfa
-                .matches_from(self.after_prefix.clone(), &key[self.literal_prefix.len()..]),
+                .matches_from(self.after_prefix.clone(), &key[literal_prefix.len()..]),
         }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Segment matcher: one brace alternative as a list of dot-separated segments.
+
+/// One character of a segment: never matches `.`.
+#[derive(Debug, Clone)]
+enum Atom {
+    Lit(char),
+    /// `?`.
+    Any,
+    Class(ClassSet),
+}
+
+impl Atom {
+    fn test(&self, c: char) -> bool {
+        match self {
+            Atom::Lit(l) => *l == c,
+            Atom::Any => c != '.',
+            Atom::Class(set) => set.matches(c),
+        }
+    }
+}
+
+/// A segment of the pattern: `head`, or `head*tail` when it has a star.
+#[derive(Debug, Clone, Default)]
+struct Segment {
+    head: Vec<Atom>,
+    tail: Option<Vec<Atom>>,
+    /// The segment's text when it is all literal characters.
+    literal: Option<String>,
+}
+
+impl Segment {
+    fn finish(mut self) -> Segment {
+        if self.tail.is_none() {
+            self.literal = self
+                .head
+                .iter()
+                .map(|a| match a {
+                    Atom::Lit(c) => Some(*c),
+                    _ => None,
+                })
+                .collect();
+        }
+        self
+    }
+
+    /// Whether `part`, a key segment (no `.`), matches.
+    fn matches(&self, part: &str) -> bool {
+        if let Some(literal) = &self.literal {
+            return part == literal;
+        }
+        let mut chars = part.char_indices();
+        let mut head_end = 0;
+        for atom in &self.head {
+            match chars.next() {
+                Some((i, c)) if atom.test(c) => head_end = i + c.len_utf8(),
+                _ => return false,
+            }
+        }
+        match &self.tail {
+            None => chars.next().is_none(),
+            Some(tail) => {
+                // The star takes whatever lies between head and tail, which
+                // must not overlap: the tail matches the last characters of
+                // what the head left.
+                let mut back = part[head_end..].chars().rev();
+                tail.iter()
+                    .rev()
+                    .all(|atom| back.next().is_some_and(|c| atom.test(c)))
+            }
+        }
+    }
+}
+
+/// One alternative: its segments, and whether it ends in `.**` (one or
+/// more characters of anything after the last segment's dot).
+#[derive(Debug, Clone)]
+struct SegmentAlt {
+    segments: Vec<Segment>,
+    below: bool,
+}
+
+impl SegmentAlt {
+    /// The segment form of `alt`, or `None` when it needs the automaton
+    /// (a `**` that is not the last segment, or two stars in one segment).
+    fn from_nodes(alt: &[Node]) -> Option<SegmentAlt> {
+        let mut segments = Vec::new();
+        let mut cur = Segment::default();
+        let mut below = false;
+        for (i, node) in alt.iter().enumerate() {
+            let atom = match node {
+                Node::Lit('.') => {
+                    segments.push(std::mem::take(&mut cur).finish());
+                    continue;
+                }
+                Node::Star if cur.tail.is_none() => {
+                    cur.tail = Some(Vec::new());
+                    continue;
+                }
+                // `x.**` as the last node: resolve_globstars emits AnyPlus
+                // only after a dot, so `cur` is empty here.
+                Node::AnyPlus if i + 1 == alt.len() && !segments.is_empty() => {
+                    below = true;
+                    break;
+                }
+                Node::Lit(c) => Atom::Lit(*c),
+                Node::AnyChar => Atom::Any,
+                Node::Class(set) => Atom::Class(set.clone()),
+                Node::Star | Node::AnyStar | Node::AnyPlus | Node::Segments => return None,
+            };
+            match &mut cur.tail {
+                Some(tail) => tail.push(atom),
+                None => cur.head.push(atom),
+            }
+        }
+        if !below {
+            segments.push(cur.finish());
+        }
+        Some(SegmentAlt { segments, below })
+    }
+
+    /// Whether `rest`, the key after its first `skip` segments (which the
+    /// caller has checked), matches.
+    fn matches(&self, rest: &str, skip: usize) -> bool {
+        let segments = self.segments.get(skip..).unwrap_or_default();
+        let mut rest = rest;
+        for (i, segment) in segments.iter().enumerate() {
+            let (part, after) = match rest.split_once('.') {
+                Some((part, after)) => (part, Some(after)),
+                None => (rest, None),
+            };
+            if !segment.matches(part) {
+                return false;
+            }
+            match after {
+                Some(after) => rest = after,
+                // The key ends here: so must the pattern.
+                None => return i + 1 == segments.len() && !self.below,
+            }
+        }
+        // Every segment matched and the key goes on after a dot.
+        self.below && !rest.is_empty()
     }
 }
 
@@ -905,7 +1175,10 @@ mod tests {
 
     #[test]
     fn dfa_is_built_after_a_few_dozen_matches_and_agrees() {
-        let p = Pattern::new("users.*.{name,email}").unwrap_or_else(|e| panic!("{e}"));
+        let p = Pattern::with_automaton("users.*.{name,email}");
+        let Matcher::Automaton(a) = &p.matcher else {
+            panic!("not an automaton")
+        };
         let keys = [
             "users.1.name",
             "users.1.age",
@@ -917,11 +1190,11 @@ mod tests {
         for k in keys {
             first.push(p.matches(k));
         }
-        assert!(p.dfa.get().is_none(), "built too early");
+        assert!(a.dfa.get().is_none(), "built too early");
         for _ in 0..LAZY_DFA_AFTER {
             p.matches("users.2.name");
         }
-        assert!(p.dfa.get().is_some_and(|d| d.is_some()), "not built");
+        assert!(a.dfa.get().is_some_and(|d| d.is_some()), "not built");
         let again: Vec<bool> = keys.iter().map(|k| p.matches(k)).collect();
         assert_eq!(first, again);
         assert_eq!(first, [true, false, false, true, false]);
@@ -1061,6 +1334,75 @@ mod tests {
         // Through the NFA path too (non-ASCII forces the fallback).
         let key = format!("é{}", "a".repeat(1023));
         assert!(!p.matches(&key));
+    }
+
+    #[test]
+    fn segment_matcher_takes_the_common_shapes_and_agrees_with_the_automaton() {
+        let segmented = [
+            "users.*.settings",
+            "users.12345?.*",
+            "logs.2024-*",
+            "app.*.**",
+            "a*b.c",
+            "*",
+            "[a-c]x*y[!z].?",
+            "env.{dev,prod}.*",
+            "{a,b*}.{c,d.**}",
+            "x\\.y*",
+        ];
+        let automaton = [
+            "**.error",
+            "a.**.b",
+            "*a*b",
+            "**",
+            "{a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q}.x",
+        ];
+        for p in segmented {
+            let pat = Pattern::new(p).unwrap_or_else(|e| panic!("{e}"));
+            assert!(matches!(pat.matcher, Matcher::Segments { .. }), "{p}");
+        }
+        for p in automaton {
+            let pat = Pattern::new(p).unwrap_or_else(|e| panic!("{e}"));
+            assert!(matches!(pat.matcher, Matcher::Automaton(_)), "{p}");
+        }
+        let keys = [
+            "users.1.settings",
+            "users.1.settings.x",
+            "users.123456.name",
+            "users.123456.a.b",
+            "users.1234567.name",
+            "users.12345.name",
+            "logs.2024-01",
+            "logs.2024-",
+            "logs.2024-01.x",
+            "app.x",
+            "app.x.y",
+            "app.x.y.z",
+            "ab.c",
+            "axyzb.c",
+            "ab.c.d",
+            "b",
+            "axy.q",
+            "bxqqya.é",
+            "cxyz.q",
+            "env.dev.x",
+            "env.prod.x.y",
+            "env.test.x",
+            "a.c",
+            "bzz.d.e",
+            "bzz.d",
+            "x.y",
+            "x.yz",
+            "é.x",
+            "a",
+        ];
+        for p in segmented {
+            let fast = Pattern::new(p).unwrap_or_else(|e| panic!("{e}"));
+            let slow = Pattern::with_automaton(p);
+            for k in keys {
+                assert_eq!(fast.matches(k), slow.matches(k), "pattern {p} key {k}");
+            }
+        }
     }
 
     #[test]

@@ -448,8 +448,9 @@ proptest! {
     #[test]
     fn matches_agrees_with_reference((p, keys) in case()) {
         let pat = compile(&p);
-        // A fresh pattern matches on its NFA for its first few dozen keys;
-        // a precompiled one on its DFA. Both must agree with the reference.
+        // A fresh pattern matches on its segment matcher, or on its NFA for
+        // its first few dozen keys; a precompiled one that needs an
+        // automaton on its DFA. All must agree with the reference.
         let eager = compile(&p).precompile();
         let prefix = pat.literal_prefix();
         for k in &keys {
