@@ -74,7 +74,7 @@ pub trait Storage: Send + Sync + fmt::Debug {
 pub struct RealStorage;
 
 #[derive(Debug)]
-struct RealFile(File);
+pub(crate) struct RealFile(pub(crate) File);
 
 impl StorageFile for RealFile {
     fn write_all(&self, buf: &[u8]) -> io::Result<()> {

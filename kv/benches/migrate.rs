@@ -110,6 +110,7 @@ async fn migrate(
     let started = Instant::now();
     let source = open(&config(BackendKind::Engine, dir)).await?;
     let opened = started.elapsed();
+    let source_rss = rss_kib("VmRSS:").unwrap_or(0);
     let target = open(&config(BackendKind::Sqlite, dir)).await?;
     // The engine keeps its records in memory: what the open stores hold
     // before a single record moves.
@@ -133,7 +134,10 @@ async fn migrate(
 
     let rate = keys as f64 / migrate_secs;
     let peak_mb = peak as f64 / 1024.0;
-    println!("source opened in {opened:.2?}");
+    println!(
+        "source opened in {opened:.2?}; RSS with the source open {:.0} MB",
+        source_rss as f64 / 1024.0
+    );
     println!(
         "migrated {keys} keys engine → sqlite in {migrate_secs:.2} s: {rate:.0} keys/s (batch {batch})"
     );
@@ -144,6 +148,12 @@ async fn migrate(
         before as f64 / 1024.0,
         opened_rss as f64 / 1024.0,
         (peak.saturating_sub(opened_rss)) as f64 / 1024.0
+    );
+    println!(
+        "resident at the end: anonymous {:.0} MB, file-backed {:.0} MB, shared memory {:.0} MB",
+        rss_kib("RssAnon:").unwrap_or(0) as f64 / 1024.0,
+        rss_kib("RssFile:").unwrap_or(0) as f64 / 1024.0,
+        rss_kib("RssShmem:").unwrap_or(0) as f64 / 1024.0
     );
     println!(
         "target ≥ 50,000 keys/s: {}; target peak RSS < 300 MB: {}",

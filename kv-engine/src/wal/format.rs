@@ -175,6 +175,12 @@ pub fn parse(buf: &[u8]) -> Frame<'_> {
     }
 }
 
+/// Decodes a frame that [`parse`] has already found valid at the start of
+/// `buf` (`len` = the length it reported), without checking its CRC again.
+pub(crate) fn reparse(buf: &[u8], len: usize) -> Option<Record<'_>> {
+    decode_payload(buf.get(FRAME_HEADER_LEN..len)?)
+}
+
 fn decode_payload(p: &[u8]) -> Option<Record<'_>> {
     let kind = Kind::from_u8(*p.first()?)?;
     let mut at = 1;

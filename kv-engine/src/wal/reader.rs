@@ -15,12 +15,14 @@
 //! A batch whose BATCH_END is missing at the tail is a torn tail too: the
 //! whole batch is dropped and the file is cut before its BATCH_START.
 
+use std::borrow::Cow;
 use std::path::Path;
 
 use super::format::{
     self, Frame, Kind, Record, SEGMENT_HEADER_LEN, SEGMENT_MAGIC, SEGMENT_VERSION,
 };
 use crate::error::{Error, Result};
+use crate::storage::StorageFile;
 
 /// One change replayed from the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +73,79 @@ fn valid_frame_after(buf: &[u8]) -> bool {
         .any(|pos| matches!(format::parse(&buf[pos..]), Frame::Valid { .. }))
 }
 
+/// Bytes a file-backed replay reads at a time.
+const CHUNK: usize = 1 << 20;
+
+/// The part of a segment being replayed: all of it for a segment in
+/// memory; for a file, a window that slides forward, so replaying a segment
+/// holds about [`CHUNK`] bytes plus the open batch, not the whole segment.
+struct Window<'a> {
+    /// The segment's bytes from file offset `base` on.
+    bytes: Cow<'a, [u8]>,
+    base: u64,
+    file: Option<&'a dyn StorageFile>,
+    /// The segment's length.
+    len: u64,
+    path: &'a Path,
+    /// Bytes to read at a time.
+    chunk: usize,
+}
+
+impl Window<'_> {
+    fn end(&self) -> u64 {
+        self.base + self.bytes.len() as u64
+    }
+
+    /// Whether the file holds bytes after the window.
+    fn more(&self) -> bool {
+        self.end() < self.len
+    }
+
+    /// Appends up to `n` bytes from the file (fewer at its end).
+    fn load(&mut self, n: usize) -> Result<()> {
+        let Some(file) = self.file else {
+            return Ok(());
+        };
+        let want = usize::try_from(self.len - self.end()).map_or(n, |left| left.min(n));
+        let mut offset = self.end();
+        let buf = self.bytes.to_mut();
+        let target = buf.len() + want;
+        while buf.len() < target {
+            let old = buf.len();
+            buf.resize(target, 0);
+            let got = file
+                .read_at(&mut buf[old..], offset)
+                .map_err(|e| Error::io(format!("reading {}", self.path.display()), e))?;
+            buf.truncate(old + got);
+            if got == 0 {
+                // Shorter than it said: what was read is all there is.
+                self.len = self.base + buf.len() as u64;
+                break;
+            }
+            offset += got as u64;
+        }
+        Ok(())
+    }
+
+    /// Loads the rest of the file.
+    fn load_all(&mut self) -> Result<()> {
+        let left = usize::try_from(self.len - self.end()).unwrap_or(usize::MAX);
+        self.load(left)
+    }
+
+    /// Drops the bytes before file offset `keep`; returns where `at` (an
+    /// index into the window) is afterwards.
+    fn discard_before(&mut self, keep: u64, at: usize) -> usize {
+        let cut = usize::try_from(keep - self.base).unwrap_or(0).min(at);
+        if self.file.is_some() && cut > 0 {
+            self.bytes.to_mut().drain(..cut);
+            self.base += cut as u64;
+            return at - cut;
+        }
+        at
+    }
+}
+
 /// Replays segment `number` held in `bytes`, calling `apply` once per group
 /// of changes that must be applied together (a single record, or a whole
 /// batch). `last` says whether this is the newest segment, the only one
@@ -80,9 +155,80 @@ pub fn replay(
     number: u64,
     bytes: &[u8],
     last: bool,
+    apply: impl FnMut(&[Change<'_>]),
+) -> Result<Replayed> {
+    let mut window = Window {
+        bytes: Cow::Borrowed(bytes),
+        base: 0,
+        file: None,
+        len: bytes.len() as u64,
+        path,
+        chunk: CHUNK,
+    };
+    replay_window(path, number, &mut window, last, apply)
+}
+
+/// [`replay`] reading the segment from `file` a window at a time, so the
+/// memory it takes does not grow with the segment.
+pub fn replay_file(
+    path: &Path,
+    number: u64,
+    file: &dyn StorageFile,
+    last: bool,
+    apply: impl FnMut(&[Change<'_>]),
+) -> Result<Replayed> {
+    replay_file_in_chunks(path, number, file, last, CHUNK, apply)
+}
+
+fn replay_file_in_chunks(
+    path: &Path,
+    number: u64,
+    file: &dyn StorageFile,
+    last: bool,
+    chunk: usize,
+    apply: impl FnMut(&[Change<'_>]),
+) -> Result<Replayed> {
+    let len = file
+        .len()
+        .map_err(|e| Error::io(format!("reading the size of {}", path.display()), e))?;
+    let mut window = Window {
+        bytes: Cow::Owned(Vec::new()),
+        base: 0,
+        file: Some(file),
+        len,
+        path,
+        chunk: chunk.max(1),
+    };
+    replay_window(path, number, &mut window, last, apply)
+}
+
+/// An open batch: the file offset of its start, how many records it
+/// announced, and the file offset and length of each record so far (decoded
+/// at its end, when they are all in the window).
+type OpenBatch = (u64, u32, Vec<(u64, usize)>);
+
+/// Bytes the frame at the start of `buf` says it takes (its header when
+/// even the length is cut off).
+fn frame_len_hint(buf: &[u8]) -> usize {
+    match buf.get(..4) {
+        Some(l) => {
+            let len = u32::from_le_bytes([l[0], l[1], l[2], l[3]]) as usize;
+            format::FRAME_HEADER_LEN + len.min(format::MAX_PAYLOAD_LEN)
+        }
+        None => format::FRAME_HEADER_LEN,
+    }
+}
+
+fn replay_window(
+    path: &Path,
+    number: u64,
+    w: &mut Window<'_>,
+    last: bool,
     mut apply: impl FnMut(&[Change<'_>]),
 ) -> Result<Replayed> {
-    let corrupt = |offset: usize, reason: &str| Error::corruption(path, offset as u64, reason);
+    let corrupt = |offset: u64, reason: &str| Error::corruption(path, offset, reason);
+    w.load(w.chunk.max(SEGMENT_HEADER_LEN))?;
+    let bytes = &w.bytes[..];
     if bytes.len() < SEGMENT_HEADER_LEN {
         // A segment whose header never fully reached the disk holds nothing.
         if last && SEGMENT_MAGIC.starts_with(&bytes[..bytes.len().min(8)]) {
@@ -109,61 +255,90 @@ pub fn replay(
         return Err(corrupt(12, "segment number does not match the file name"));
     }
 
+    // `at` indexes the window; file offsets are `w.base + at`.
     let mut at = SEGMENT_HEADER_LEN;
     let mut records = 0u64;
-    // An open batch: where it started, how many records it announced, and
-    // the changes so far.
-    let mut batch: Option<(usize, u32, Vec<Change<'_>>)> = None;
-    while at < bytes.len() {
-        match format::parse(&bytes[at..]) {
+    let mut batch: Option<OpenBatch> = None;
+    while at < w.bytes.len() || w.more() {
+        let frame = format::parse(&w.bytes[at..]);
+        match frame {
+            Frame::Incomplete if w.more() => {
+                // The frame runs past the window: keep what is still
+                // needed (from the open batch's start, or this frame) and
+                // read on.
+                let need = frame_len_hint(&w.bytes[at..]);
+                let keep = batch.as_ref().map_or(w.base + at as u64, |b| b.0);
+                at = w.discard_before(keep, at);
+                let have = w.bytes.len() - at;
+                w.load(need.saturating_sub(have).max(w.chunk))?;
+            }
             Frame::Valid { record, len } => {
+                let offset = w.base + at as u64;
                 match (record.kind, &mut batch) {
                     (Kind::BatchStart, None) => {
                         let mut c = [0u8; 4];
                         c.copy_from_slice(record.value);
-                        batch = Some((at, u32::from_le_bytes(c), Vec::new()));
+                        batch = Some((offset, u32::from_le_bytes(c), Vec::new()));
                     }
-                    (Kind::BatchEnd, Some((_, announced, changes))) => {
-                        if changes.len() != *announced as usize {
+                    (Kind::BatchEnd, Some((_, announced, frames))) => {
+                        if frames.len() != *announced as usize {
                             return Err(corrupt(
-                                at,
+                                offset,
                                 "batch holds a different number of records than announced",
                             ));
                         }
+                        let window = &w.bytes[..];
+                        let base = w.base;
+                        let changes = frames
+                            .iter()
+                            .map(|&(o, l)| {
+                                let i = usize::try_from(o - base).unwrap_or(usize::MAX);
+                                // Checked when first parsed: decode only.
+                                match window.get(i..).and_then(|b| format::reparse(b, l)) {
+                                    Some(record) => Ok(Change::of(&record)),
+                                    None => Err(corrupt(o, "record changed during replay")),
+                                }
+                            })
+                            .collect::<Result<Vec<_>>>()?;
                         records += changes.len() as u64;
-                        apply(changes);
+                        apply(&changes);
                         batch = None;
                     }
-                    (Kind::Set | Kind::Delete, Some((_, _, changes))) => {
-                        changes.push(Change::of(&record));
+                    (Kind::Set | Kind::Delete, Some((_, _, frames))) => {
+                        frames.push((offset, len));
                     }
                     (Kind::Set | Kind::Delete, None) => {
                         records += 1;
                         apply(&[Change::of(&record)]);
                     }
                     (Kind::BatchStart, Some(_)) => {
-                        return Err(corrupt(at, "batch started inside another batch"));
+                        return Err(corrupt(offset, "batch started inside another batch"));
                     }
                     (Kind::BatchEnd, None) => {
-                        return Err(corrupt(at, "batch end without a start"));
+                        return Err(corrupt(offset, "batch end without a start"));
                     }
                 }
                 at += len;
             }
             Frame::Incomplete | Frame::Bad(_) => {
-                let reason = match format::parse(&bytes[at..]) {
+                let reason = match frame {
                     Frame::Bad(r) => r,
                     _ => "record cut short",
                 };
+                // What follows decides: read the rest of the segment (a
+                // preallocated tail of zeros at most, unless damaged).
+                w.load_all()?;
+                let offset = w.base + at as u64;
+                let rest = &w.bytes[at..];
                 // Zeros to the end (a preallocated tail) hold no frame; only
                 // other bytes need the scan for a valid frame after this one.
-                let zeros = bytes[at..].iter().all(|&b| b == 0);
-                if !last || (!zeros && valid_frame_after(&bytes[at..])) {
-                    return Err(corrupt(at, reason));
+                let zeros = rest.iter().all(|&b| b == 0);
+                if !last || (!zeros && valid_frame_after(rest)) {
+                    return Err(corrupt(offset, reason));
                 }
-                let cut = batch.as_ref().map_or(at, |(start, _, _)| *start);
+                let cut = batch.as_ref().map_or(offset, |(start, _, _)| *start);
                 return Ok(Replayed {
-                    valid_len: cut as u64,
+                    valid_len: cut,
                     torn: true,
                     records,
                 });
@@ -175,13 +350,13 @@ pub fn replay(
             return Err(corrupt(start, "batch without its end"));
         }
         return Ok(Replayed {
-            valid_len: start as u64,
+            valid_len: start,
             torn: true,
             records,
         });
     }
     Ok(Replayed {
-        valid_len: bytes.len() as u64,
+        valid_len: w.len,
         torn: false,
         records,
     })
@@ -283,6 +458,86 @@ mod tests {
         let (seen, r) = keys(&without_end, true).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(seen, vec![b"a".to_vec()]);
         assert_eq!(r.valid_len as usize, segment(&[set(b"a", b"1")]).len());
+    }
+
+    /// Everything `replay` reports for `bytes`, as comparable values.
+    type Outcome = (
+        Vec<(bool, Vec<u8>, Vec<u8>)>,
+        std::result::Result<Replayed, String>,
+    );
+
+    fn outcome(run: impl FnOnce(&mut dyn FnMut(&[Change<'_>])) -> Result<Replayed>) -> Outcome {
+        let mut seen = Vec::new();
+        let r = run(&mut |group: &[Change<'_>]| {
+            for c in group {
+                seen.push(match *c {
+                    Change::Set { key, value, .. } => (true, key.to_vec(), value.to_vec()),
+                    Change::Delete { key } => (false, key.to_vec(), Vec::new()),
+                });
+            }
+        });
+        (seen, r.map_err(|e| e.to_string()))
+    }
+
+    #[test]
+    fn replay_from_a_file_in_windows_equals_replay_in_memory() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let start = |n: u32| Record {
+            kind: Kind::BatchStart,
+            timestamp: 1,
+            key: b"",
+            value: Box::leak(Box::new(n.to_le_bytes())),
+            expires_at: 0,
+        };
+        let end = Record {
+            kind: Kind::BatchEnd,
+            timestamp: 1,
+            key: b"",
+            value: b"",
+            expires_at: 0,
+        };
+        let big = vec![7u8; 3000];
+        let big: &'static [u8] = Box::leak(big.into_boxed_slice());
+        let mut records = vec![set(b"a", b"1"), start(3), set(b"b", big), set(b"c", b"3")];
+        records.push(Record {
+            kind: Kind::Delete,
+            timestamp: 1,
+            key: b"a",
+            value: b"",
+            expires_at: 0,
+        });
+        records.push(end);
+        for i in 0..40u8 {
+            records.push(set(Box::leak(Box::new([b'k', i])), b"v"));
+        }
+        let whole = segment(&records);
+        let mut cases: Vec<(Vec<u8>, bool)> = vec![(whole.clone(), true), (whole.clone(), false)];
+        for cut in [30, 100, 2000, 3100, whole.len() - 5] {
+            cases.push((whole[..cut].to_vec(), true));
+            cases.push((whole[..cut].to_vec(), false));
+        }
+        let mut zeros = whole.clone();
+        zeros.extend_from_slice(&[0u8; 5000]);
+        cases.push((zeros, true));
+        let mut flipped = whole.clone();
+        flipped[60] ^= 0x10;
+        cases.push((flipped, true));
+        let mut garbage = whole.clone();
+        garbage.extend_from_slice(&[0xAB; 700]);
+        cases.push((garbage, true));
+        cases.push((whole[..10].to_vec(), true));
+        for (i, (bytes, last)) in cases.iter().enumerate() {
+            let path = dir.path().join(format!("wal-{i}.log"));
+            std::fs::write(&path, bytes).unwrap_or_else(|e| panic!("{e}"));
+            let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{e}"));
+            let file = crate::storage::RealFile(file);
+            let name = Path::new("wal-7.log");
+            let want = outcome(|f| replay(name, 7, bytes, *last, f));
+            for chunk in [1, 13, 64, 1000, 1 << 20] {
+                let got = outcome(|f| replay_file_in_chunks(name, 7, &file, *last, chunk, f));
+                assert_eq!(got, want, "case {i} last {last} chunk {chunk}");
+            }
+        }
     }
 
     #[test]
