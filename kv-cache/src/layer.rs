@@ -38,7 +38,9 @@ use crate::disk::DiskTier;
 use crate::options::CacheOptions;
 
 /// The keys a batch writes: `(namespace, key, record)`, `None` for a delete.
-type Touched = Vec<(String, String, Option<Record>)>;
+/// A key a batch wrote: namespace, key, and the record (`None`: deleted).
+type Touched1 = (String, String, Option<Record>);
+type Touched = Vec<Touched1>;
 
 fn touched_by(ops: &[BatchOp]) -> Touched {
     ops.iter()
@@ -277,12 +279,17 @@ impl CacheLayer {
         Ok(record)
     }
 
-    fn stripe(&self, ns: &str, key: &str) -> std::sync::MutexGuard<'_, u64> {
+    fn stripe_index(&self, ns: &str, key: &str) -> usize {
         use std::hash::{Hash, Hasher};
         let mut h = std::collections::hash_map::DefaultHasher::new();
         (ns, key).hash(&mut h);
-        let i = (h.finish() % self.stripes.len() as u64) as usize;
-        self.stripes[i].lock().unwrap_or_else(|e| e.into_inner())
+        (h.finish() % self.stripes.len() as u64) as usize
+    }
+
+    fn stripe(&self, ns: &str, key: &str) -> std::sync::MutexGuard<'_, u64> {
+        self.stripes[self.stripe_index(ns, key)]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// The change count of a key's stripe, taken before a backend call.
@@ -328,6 +335,48 @@ impl CacheLayer {
         };
         *stripe += 1;
         out
+    }
+
+    /// [`settle`](Self::settle) for every key one batch wrote, in order,
+    /// with each `seen` taken before the batch. Each stripe changes once,
+    /// after all of the batch's keys in it are settled: were it changed per
+    /// key, the batch's own keys sharing a stripe would look raced to each
+    /// other and be dropped instead of cached.
+    fn settle_batch(&self, written: Vec<(u64, Touched1)>, now: Timestamp) -> Result<()> {
+        let mut by_stripe: Vec<(usize, u64, Touched1)> = written
+            .into_iter()
+            .map(|(seen, t)| (self.stripe_index(&t.0, &t.1), seen, t))
+            .collect();
+        // Stable: a key written twice keeps its order.
+        by_stripe.sort_by_key(|(i, _, _)| *i);
+        let mut first_error = None;
+        let mut held: Option<(usize, std::sync::MutexGuard<'_, u64>)> = None;
+        for (i, seen, (ns, key, record)) in by_stripe {
+            let stripe = match held {
+                Some((j, ref mut guard)) if j == i => guard,
+                _ => {
+                    if let Some((_, mut done)) = held.take() {
+                        *done += 1;
+                    }
+                    let guard = self.stripes[i].lock().unwrap_or_else(|e| e.into_inner());
+                    &mut held.insert((i, guard)).1
+                }
+            };
+            let out = if **stripe != seen {
+                self.forget_unlocked(&ns, &key)
+            } else if record.is_some() || self.options.negative {
+                self.remember(&ns, &key, record, now).map(|_| ())
+            } else {
+                self.forget_unlocked(&ns, &key)
+            };
+            if let (Err(e), None) = (out, &first_error) {
+                first_error = Some(e);
+            }
+        }
+        if let Some((_, mut done)) = held {
+            *done += 1;
+        }
+        first_error.map_or(Ok(()), Err)
     }
 
     /// Drops a key from both tiers (a change of its stripe).
@@ -504,16 +553,18 @@ impl Backend for CacheLayer {
     }
 
     async fn apply(&self, ops: Vec<BatchOp>) -> Result<BatchOutcome> {
-        let touched: Vec<(u64, (String, String, Option<Record>))> = touched_by(&ops)
+        let touched: Vec<(u64, Touched1)> = touched_by(&ops)
             .into_iter()
             .map(|t| (self.seen(&t.0, &t.1), t))
             .collect();
         let outcome = self.inner.apply(ops).await?;
         let now = self.now();
-        for (seen, (ns, key, record)) in touched {
-            match outcome {
-                BatchOutcome::Applied => self.settle(&ns, &key, record, now, seen)?,
-                BatchOutcome::PreconditionFailed { .. } => self.forget(&ns, &key)?,
+        match outcome {
+            BatchOutcome::Applied => self.settle_batch(touched, now)?,
+            BatchOutcome::PreconditionFailed { .. } => {
+                for (_, (ns, key, _)) in touched {
+                    self.forget(&ns, &key)?;
+                }
             }
         }
         Ok(outcome)
@@ -548,14 +599,14 @@ impl Backend for CacheLayer {
         let now = self.now();
         match (outcome, touched) {
             (PlannedOutcome::Applied { .. }, Ok(touched)) => {
+                let mut written = Vec::with_capacity(touched.len());
                 for (ns, key, record) in touched {
                     match seen.get(key.as_str()) {
-                        Some(&seen) if ns == namespace => {
-                            self.settle(&ns, &key, record, now, seen)?;
-                        }
+                        Some(&seen) if ns == namespace => written.push((seen, (ns, key, record))),
                         _ => self.forget(&ns, &key)?,
                     }
                 }
+                self.settle_batch(written, now)?;
             }
             (PlannedOutcome::Declined, _) => {}
             // A conflict proves the cached copies stale; a poisoned slot

@@ -181,3 +181,35 @@ async fn counters_and_bounds() {
     // Exposed through KVStore::stats as well.
     assert_eq!(store.stats().await.unwrap().backend.backend, "cache");
 }
+
+#[tokio::test]
+async fn a_batch_leaves_every_key_it_wrote_cached() {
+    let (cached, direct, _, layer) = pair(false);
+    // Far more keys than the layer has stripes, so many share one.
+    let items: Vec<(String, Value)> = (0..2_000)
+        .map(|i| (format!("batch.{i:05}"), Value::from(i as i64)))
+        .collect();
+    cached.set_many(items.clone()).await.unwrap();
+    let mut batch = Batch::new();
+    for i in 0..500 {
+        batch = batch.set(format!("other.{i:05}"), Value::from("x"));
+    }
+    assert!(cached.batch(batch).await.unwrap());
+    let misses = stat(&layer, "misses").await;
+    for (k, v) in &items {
+        assert_eq!(cached.get(k).await.unwrap().as_ref(), Some(v));
+    }
+    for i in 0..500 {
+        assert!(cached
+            .get(&format!("other.{i:05}"))
+            .await
+            .unwrap()
+            .is_some());
+    }
+    // Every read was served from the cache...
+    assert_eq!(stat(&layer, "misses").await, misses);
+    // ...and what it served is what the backend holds.
+    for (k, v) in items.iter().step_by(97) {
+        assert_eq!(direct.get(k).await.unwrap().as_ref(), Some(v));
+    }
+}
