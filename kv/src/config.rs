@@ -32,7 +32,9 @@ pub enum BackendKind {
     Engine,
     /// SQLite (feature `sqlite`).
     Sqlite,
-    /// PostgreSQL (feature `postgres`).
+    /// PostgreSQL (feature `postgres`). Also read as `postgresql`, as in
+    /// URLs and `KV_BACKEND`.
+    #[serde(alias = "postgresql")]
     Postgres,
     /// S3 or another object store (feature `s3`).
     S3,
@@ -816,6 +818,9 @@ mod tests {
 
     #[test]
     fn invalid_values_are_rejected() {
+        let c =
+            StoreConfig::from_toml_str("[store]\nbackend = \"postgresql\"\n", "a.toml").unwrap();
+        assert_eq!(c.backend().unwrap(), BackendKind::Postgres);
         let e = StoreConfig::from_toml_str("[store]\nbackend = \"redis\"\n", "a.toml").unwrap_err();
         assert!(e.to_string().contains("redis"), "{e}");
         let e = StoreConfig::from_toml_str("[store]\nmax_key_len = 0\n", "a.toml").unwrap_err();
