@@ -37,10 +37,10 @@ use kv_core::{Error, Record, Result, Timestamp};
 use crate::disk::DiskTier;
 use crate::options::CacheOptions;
 
-/// The keys a batch writes: `(namespace, key, record)`, `None` for a delete.
-/// A key a batch wrote: namespace, key, and the record (`None`: deleted).
-type Touched1 = (String, String, Option<Record>);
-type Touched = Vec<Touched1>;
+/// A key a batch writes: `(namespace, key, record)`, `None` for a delete.
+type TouchedKey = (String, String, Option<Record>);
+/// The keys a batch writes, in its order.
+type Touched = Vec<TouchedKey>;
 
 fn touched_by(ops: &[BatchOp]) -> Touched {
     ops.iter()
@@ -326,15 +326,27 @@ impl CacheLayer {
         seen: u64,
     ) -> Result<()> {
         let mut stripe = self.stripe(ns, key);
-        let out = if *stripe != seen {
-            self.forget_unlocked(ns, key)
-        } else if written.is_some() || self.options.negative {
+        let out = self.settle_unlocked(*stripe == seen, ns, key, written, now);
+        *stripe += 1;
+        out
+    }
+
+    /// What [`settle`](Self::settle) does to the entry, under its stripe:
+    /// caches the write when the stripe is `unchanged` since the write
+    /// began (a delete only with negative caching), else drops the entry.
+    fn settle_unlocked(
+        &self,
+        unchanged: bool,
+        ns: &str,
+        key: &str,
+        written: Option<Record>,
+        now: Timestamp,
+    ) -> Result<()> {
+        if unchanged && (written.is_some() || self.options.negative) {
             self.remember(ns, key, written, now).map(|_| ())
         } else {
             self.forget_unlocked(ns, key)
-        };
-        *stripe += 1;
-        out
+        }
     }
 
     /// [`settle`](Self::settle) for every key one batch wrote, in order,
@@ -342,39 +354,24 @@ impl CacheLayer {
     /// after all of the batch's keys in it are settled: were it changed per
     /// key, the batch's own keys sharing a stripe would look raced to each
     /// other and be dropped instead of cached.
-    fn settle_batch(&self, written: Vec<(u64, Touched1)>, now: Timestamp) -> Result<()> {
-        let mut by_stripe: Vec<(usize, u64, Touched1)> = written
+    fn settle_batch(&self, written: Vec<(u64, TouchedKey)>, now: Timestamp) -> Result<()> {
+        let mut by_stripe: Vec<(usize, u64, TouchedKey)> = written
             .into_iter()
             .map(|(seen, t)| (self.stripe_index(&t.0, &t.1), seen, t))
             .collect();
         // Stable: a key written twice keeps its order.
         by_stripe.sort_by_key(|(i, _, _)| *i);
         let mut first_error = None;
-        let mut held: Option<(usize, std::sync::MutexGuard<'_, u64>)> = None;
-        for (i, seen, (ns, key, record)) in by_stripe {
-            let stripe = match held {
-                Some((j, ref mut guard)) if j == i => guard,
-                _ => {
-                    if let Some((_, mut done)) = held.take() {
-                        *done += 1;
-                    }
-                    let guard = self.stripes[i].lock().unwrap_or_else(|e| e.into_inner());
-                    &mut held.insert((i, guard)).1
+        let mut keys = by_stripe.into_iter().peekable();
+        while let Some(&(i, _, _)) = keys.peek() {
+            let mut stripe = self.stripes[i].lock().unwrap_or_else(|e| e.into_inner());
+            while let Some((_, seen, (ns, key, record))) = keys.next_if(|(j, _, _)| *j == i) {
+                let out = self.settle_unlocked(*stripe == seen, &ns, &key, record, now);
+                if let (Err(e), None) = (out, &first_error) {
+                    first_error = Some(e);
                 }
-            };
-            let out = if **stripe != seen {
-                self.forget_unlocked(&ns, &key)
-            } else if record.is_some() || self.options.negative {
-                self.remember(&ns, &key, record, now).map(|_| ())
-            } else {
-                self.forget_unlocked(&ns, &key)
-            };
-            if let (Err(e), None) = (out, &first_error) {
-                first_error = Some(e);
             }
-        }
-        if let Some((_, mut done)) = held {
-            *done += 1;
+            *stripe += 1;
         }
         first_error.map_or(Ok(()), Err)
     }
@@ -553,7 +550,7 @@ impl Backend for CacheLayer {
     }
 
     async fn apply(&self, ops: Vec<BatchOp>) -> Result<BatchOutcome> {
-        let touched: Vec<(u64, Touched1)> = touched_by(&ops)
+        let touched: Vec<(u64, TouchedKey)> = touched_by(&ops)
             .into_iter()
             .map(|t| (self.seen(&t.0, &t.1), t))
             .collect();

@@ -65,6 +65,7 @@ const MAX_DFA_CELLS: usize = 1 << 20;
 /// assert_eq!(p.literal_prefix(), "users.");
 /// # Ok::<(), kv_core::Error>(())
 /// ```
+#[derive(Clone)]
 pub struct Pattern {
     source: String,
     literal_prefix: String,
@@ -82,11 +83,10 @@ enum Matcher {
     /// checked against the pattern's, head and tail of the one `*` — no
     /// automaton to build, so a pattern used for one short scan is cheap.
     Segments {
+        /// The alternatives, without the whole segments the literal prefix
+        /// holds (its dots): every key that passed the prefix check
+        /// matches those.
         alts: Vec<SegmentAlt>,
-        /// Whole segments the literal prefix holds (its dots), which every
-        /// alternative starts with and every key that passed the prefix
-        /// check matches: matching starts after them.
-        skip_segments: usize,
         /// Bytes of the key those segments and their dots take.
         skip_bytes: usize,
     },
@@ -144,18 +144,6 @@ impl fmt::Debug for Automaton {
     }
 }
 
-impl Clone for Pattern {
-    fn clone(&self) -> Self {
-        Pattern {
-            source: self.source.clone(),
-            literal_prefix: self.literal_prefix.clone(),
-            prefix_only: self.prefix_only,
-            exact_keys: self.exact_keys.clone(),
-            matcher: self.matcher.clone(),
-        }
-    }
-}
-
 impl fmt::Debug for Pattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pattern")
@@ -194,18 +182,7 @@ impl Pattern {
         if pattern.is_empty() {
             return Err(err(0, "the pattern is empty"));
         }
-        let chars: Vec<char> = pattern.chars().collect();
-        let mut parser = Parser {
-            chars: &chars,
-            pos: 0,
-        };
-        let seq = parser.parse_seq(0, false).map_err(|(p, r)| err(p, &r))?;
-        if parser.pos != chars.len() {
-            return Err(err(parser.pos, "unmatched '}' (escape it as '\\}')"));
-        }
-        let expanded = expand(&seq).map_err(|r| err(0, &r))?;
-        let alternatives: Vec<Vec<Node>> = expanded.iter().map(|a| resolve_globstars(a)).collect();
-
+        let alternatives = alternatives(pattern).map_err(|(p, r)| err(p, &r))?;
         let literal_prefix = common_literal_prefix(&alternatives);
         let prefix_only = alternatives.len() == 1 && is_prefix_only(&alternatives[0]);
         let exact_keys = alternatives
@@ -227,13 +204,16 @@ impl Pattern {
             None
         };
         let matcher = match segments {
-            Some(alts) => {
+            Some(mut alts) => {
+                // Every alternative starts with the literal prefix, so its
+                // whole segments there match any key that passed the prefix
+                // check: drop them, and skip their bytes when matching.
                 let skip_bytes = literal_prefix.rfind('.').map_or(0, |i| i + 1);
-                Matcher::Segments {
-                    alts,
-                    skip_segments: literal_prefix[..skip_bytes].matches('.').count(),
-                    skip_bytes,
+                let skip = literal_prefix[..skip_bytes].matches('.').count();
+                for alt in &mut alts {
+                    alt.segments.drain(..skip);
                 }
+                Matcher::Segments { alts, skip_bytes }
             }
             None => Matcher::Automaton(Box::new(Automaton::new(&alternatives, &literal_prefix))),
         };
@@ -251,16 +231,7 @@ impl Pattern {
     #[cfg(test)]
     fn with_automaton(pattern: &str) -> Self {
         let mut p = Pattern::new(pattern).unwrap_or_else(|e| panic!("{e}"));
-        let chars: Vec<char> = pattern.chars().collect();
-        let mut parser = Parser {
-            chars: &chars,
-            pos: 0,
-        };
-        let seq = parser
-            .parse_seq(0, false)
-            .unwrap_or_else(|e| panic!("{e:?}"));
-        let expanded = expand(&seq).unwrap_or_else(|e| panic!("{e}"));
-        let alternatives: Vec<Vec<Node>> = expanded.iter().map(|a| resolve_globstars(a)).collect();
+        let alternatives = alternatives(pattern).unwrap_or_else(|e| panic!("{e:?}"));
         p.matcher = Matcher::Automaton(Box::new(Automaton::new(&alternatives, &p.literal_prefix)));
         p
     }
@@ -308,14 +279,10 @@ impl Pattern {
             return false;
         }
         match &self.matcher {
-            Matcher::Segments {
-                alts,
-                skip_segments,
-                skip_bytes,
-            } => {
+            Matcher::Segments { alts, skip_bytes } => {
                 // `starts_with` above: `skip_bytes` is a char boundary.
                 let rest = &key[*skip_bytes..];
-                alts.iter().any(|alt| alt.matches(rest, *skip_segments))
+                alts.iter().any(|alt| alt.matches(rest))
             }
             Matcher::Automaton(a) => a.matches(key, &self.literal_prefix),
         }
@@ -481,11 +448,10 @@ impl SegmentAlt {
         Some(SegmentAlt { segments, below })
     }
 
-    /// Whether `rest`, the key after its first `skip` segments (which the
-    /// caller has checked), matches.
-    fn matches(&self, rest: &str, skip: usize) -> bool {
-        let segments = self.segments.get(skip..).unwrap_or_default();
-        let mut rest = rest;
+    /// Whether `rest`, the key after the segments the caller has checked
+    /// (those dropped from `segments`), matches.
+    fn matches(&self, mut rest: &str) -> bool {
+        let segments = &self.segments;
         for (i, segment) in segments.iter().enumerate() {
             let (part, after) = match rest.split_once('.') {
                 Some((part, after)) => (part, Some(after)),
@@ -536,6 +502,22 @@ impl ClassSet {
 }
 
 type ParseError = (usize, String);
+
+/// Parses `pattern` (not empty), expands its braces and resolves each `**`:
+/// the brace-free alternatives the matchers are built from.
+fn alternatives(pattern: &str) -> std::result::Result<Vec<Vec<Node>>, ParseError> {
+    let chars: Vec<char> = pattern.chars().collect();
+    let mut parser = Parser {
+        chars: &chars,
+        pos: 0,
+    };
+    let seq = parser.parse_seq(0, false)?;
+    if parser.pos != chars.len() {
+        return Err((parser.pos, "unmatched '}' (escape it as '\\}')".into()));
+    }
+    let expanded = expand(&seq).map_err(|r| (0, r))?;
+    Ok(expanded.iter().map(|a| resolve_globstars(a)).collect())
+}
 
 struct Parser<'a> {
     chars: &'a [char],
@@ -1357,13 +1339,12 @@ mod tests {
             "**",
             "{a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q}.x",
         ];
-        for p in segmented {
-            let pat = Pattern::new(p).unwrap_or_else(|e| panic!("{e}"));
-            assert!(matches!(pat.matcher, Matcher::Segments { .. }), "{p}");
-        }
-        for p in automaton {
-            let pat = Pattern::new(p).unwrap_or_else(|e| panic!("{e}"));
-            assert!(matches!(pat.matcher, Matcher::Automaton(_)), "{p}");
+        for (patterns, segments) in [(&segmented[..], true), (&automaton[..], false)] {
+            for p in patterns {
+                let pat = Pattern::new(p).unwrap_or_else(|e| panic!("{e}"));
+                let got = matches!(pat.matcher, Matcher::Segments { .. });
+                assert_eq!(got, segments, "{p}");
+            }
         }
         let keys = [
             "users.1.settings",

@@ -11,8 +11,7 @@ use crate::manifest::{Manifest, MANIFEST, MANIFEST_TMP};
 use crate::options::Options;
 use crate::snapshot::{self, parse_snapshot_name};
 use crate::stats::Counters;
-use crate::storage::{Storage, StorageFile};
-use crate::wal::format::{self};
+use crate::storage::Storage;
 use crate::wal::reader::{self, Change};
 use crate::wal::writer::{parse_segment_name, segment_name, WalWriter};
 use crate::workers::{Signal, Workers};
@@ -132,12 +131,13 @@ impl Db {
                 .open(&path, crate::storage::OpenMode::Read)
                 .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
             let last = i + 1 == segments.len();
-            // Size the index for the segment's records up front, so replay
-            // does not rehash the table doubling by doubling.
-            index.reserve(estimate_frames(&*file, &path)?);
             // Read a window at a time: replay holds about a megabyte of the
             // segment (plus an open batch), not the whole segment.
-            let replayed = reader::replay_file(&path, n, &*file, last, |group| {
+            let segment = reader::SegmentFile::open(&path, &*file)?;
+            // Size the index for the segment's records up front, so replay
+            // does not rehash the table doubling by doubling.
+            index.reserve(segment.estimated_records());
+            let replayed = segment.replay(n, last, |group| {
                 for change in group {
                     match *change {
                         Change::Set {
@@ -203,35 +203,6 @@ impl Db {
             }),
         })
     }
-}
-
-/// Frames a segment probably holds: those of its first megabyte (counted
-/// by their length fields), scaled to the file's length. Only sizes the
-/// index; `trim` gives back what was reserved beyond twice what is used.
-fn estimate_frames(file: &dyn StorageFile, path: &Path) -> Result<usize> {
-    const SAMPLE: usize = 1 << 20;
-    let read_err = |e| Error::io(format!("reading {}", path.display()), e);
-    let len = file.len().map_err(read_err)?;
-    let mut sample = vec![0u8; usize::try_from(len).map_or(SAMPLE, |l| l.min(SAMPLE))];
-    let mut got = 0;
-    while got < sample.len() {
-        match file
-            .read_at(&mut sample[got..], got as u64)
-            .map_err(read_err)?
-        {
-            0 => break,
-            n => got += n,
-        }
-    }
-    let Some(body) = sample.get(format::SEGMENT_HEADER_LEN..got) else {
-        return Ok(0);
-    };
-    let frames = format::count_frames(body) as u64;
-    if got as u64 >= len || frames == 0 {
-        return Ok(usize::try_from(frames).unwrap_or(0));
-    }
-    let scaled = frames.saturating_mul(len) / got as u64;
-    Ok(usize::try_from(scaled).unwrap_or(usize::MAX))
 }
 
 fn truncate(storage: &dyn Storage, path: &Path, len: u64) -> Result<()> {

@@ -168,38 +168,56 @@ pub fn replay(
     replay_window(path, number, &mut window, last, apply)
 }
 
-/// [`replay`] reading the segment from `file` a window at a time, so the
-/// memory it takes does not grow with the segment.
-pub fn replay_file(
-    path: &Path,
-    number: u64,
-    file: &dyn StorageFile,
-    last: bool,
-    apply: impl FnMut(&[Change<'_>]),
-) -> Result<Replayed> {
-    replay_file_in_chunks(path, number, file, last, CHUNK, apply)
-}
+/// A segment file to replay, read a window at a time so the memory replay
+/// takes does not grow with the segment. Opening reads the first window.
+pub struct SegmentFile<'a>(Window<'a>);
 
-fn replay_file_in_chunks(
-    path: &Path,
-    number: u64,
-    file: &dyn StorageFile,
-    last: bool,
-    chunk: usize,
-    apply: impl FnMut(&[Change<'_>]),
-) -> Result<Replayed> {
-    let len = file
-        .len()
-        .map_err(|e| Error::io(format!("reading the size of {}", path.display()), e))?;
-    let mut window = Window {
-        bytes: Cow::Owned(Vec::new()),
-        base: 0,
-        file: Some(file),
-        len,
-        path,
-        chunk: chunk.max(1),
-    };
-    replay_window(path, number, &mut window, last, apply)
+impl<'a> SegmentFile<'a> {
+    /// Opens the segment at `path`, read through `file`.
+    pub fn open(path: &'a Path, file: &'a dyn StorageFile) -> Result<Self> {
+        Self::open_in_chunks(path, file, CHUNK)
+    }
+
+    fn open_in_chunks(path: &'a Path, file: &'a dyn StorageFile, chunk: usize) -> Result<Self> {
+        let len = file
+            .len()
+            .map_err(|e| Error::io(format!("reading the size of {}", path.display()), e))?;
+        let mut window = Window {
+            bytes: Cow::Owned(Vec::new()),
+            base: 0,
+            file: Some(file),
+            len,
+            path,
+            chunk: chunk.max(1),
+        };
+        window.load(window.chunk.max(SEGMENT_HEADER_LEN))?;
+        Ok(SegmentFile(window))
+    }
+
+    /// Records the segment probably holds: the frames of the first window
+    /// (counted by their length fields), scaled to the file's length. For
+    /// sizing only.
+    pub fn estimated_records(&self) -> usize {
+        let w = &self.0;
+        let Some(body) = w.bytes.get(SEGMENT_HEADER_LEN..) else {
+            return 0;
+        };
+        let frames = format::count_frames(body) as u64;
+        let read = w.bytes.len() as u64;
+        let scaled = frames.saturating_mul(w.len) / read.max(1);
+        usize::try_from(scaled).unwrap_or(usize::MAX)
+    }
+
+    /// [`replay`] of this segment, numbered `number`.
+    pub fn replay(
+        mut self,
+        number: u64,
+        last: bool,
+        apply: impl FnMut(&[Change<'_>]),
+    ) -> Result<Replayed> {
+        let path = self.0.path;
+        replay_window(path, number, &mut self.0, last, apply)
+    }
 }
 
 /// An open batch: the file offset of its start, how many records it
@@ -219,6 +237,7 @@ fn frame_len_hint(buf: &[u8]) -> usize {
     }
 }
 
+/// Replays the segment in `w`, whose first window is loaded.
 fn replay_window(
     path: &Path,
     number: u64,
@@ -227,7 +246,6 @@ fn replay_window(
     mut apply: impl FnMut(&[Change<'_>]),
 ) -> Result<Replayed> {
     let corrupt = |offset: u64, reason: &str| Error::corruption(path, offset, reason);
-    w.load(w.chunk.max(SEGMENT_HEADER_LEN))?;
     let bytes = &w.bytes[..];
     if bytes.len() < SEGMENT_HEADER_LEN {
         // A segment whose header never fully reached the disk holds nothing.
@@ -367,14 +385,18 @@ mod tests {
     use super::*;
     use crate::wal::format::{encode, segment_header};
 
-    fn set(key: &'static [u8], value: &'static [u8]) -> Record<'static> {
+    fn record(kind: Kind, key: &'static [u8], value: &'static [u8]) -> Record<'static> {
         Record {
-            kind: Kind::Set,
+            kind,
             timestamp: 1,
             key,
             value,
             expires_at: 0,
         }
+    }
+
+    fn set(key: &'static [u8], value: &'static [u8]) -> Record<'static> {
+        record(Kind::Set, key, value)
     }
 
     fn segment(records: &[Record<'_>]) -> Vec<u8> {
@@ -431,20 +453,8 @@ mod tests {
 
     #[test]
     fn batch_without_end_is_dropped() {
-        let start = Record {
-            kind: Kind::BatchStart,
-            timestamp: 1,
-            key: b"",
-            value: &[2, 0, 0, 0],
-            expires_at: 0,
-        };
-        let end = Record {
-            kind: Kind::BatchEnd,
-            timestamp: 1,
-            key: b"",
-            value: b"",
-            expires_at: 0,
-        };
+        let start = record(Kind::BatchStart, b"", &[2, 0, 0, 0]);
+        let end = record(Kind::BatchEnd, b"", b"");
         let whole = segment(&[
             set(b"a", b"1"),
             start,
@@ -482,31 +492,15 @@ mod tests {
     #[test]
     fn replay_from_a_file_in_windows_equals_replay_in_memory() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let start = |n: u32| Record {
-            kind: Kind::BatchStart,
-            timestamp: 1,
-            key: b"",
-            value: Box::leak(Box::new(n.to_le_bytes())),
-            expires_at: 0,
-        };
-        let end = Record {
-            kind: Kind::BatchEnd,
-            timestamp: 1,
-            key: b"",
-            value: b"",
-            expires_at: 0,
-        };
-        let big = vec![7u8; 3000];
-        let big: &'static [u8] = Box::leak(big.into_boxed_slice());
-        let mut records = vec![set(b"a", b"1"), start(3), set(b"b", big), set(b"c", b"3")];
-        records.push(Record {
-            kind: Kind::Delete,
-            timestamp: 1,
-            key: b"a",
-            value: b"",
-            expires_at: 0,
-        });
-        records.push(end);
+        let big: &'static [u8] = Box::leak(vec![7u8; 3000].into_boxed_slice());
+        let mut records = vec![
+            set(b"a", b"1"),
+            record(Kind::BatchStart, b"", &[3, 0, 0, 0]),
+            set(b"b", big),
+            set(b"c", b"3"),
+            record(Kind::Delete, b"a", b""),
+            record(Kind::BatchEnd, b"", b""),
+        ];
         for i in 0..40u8 {
             records.push(set(Box::leak(Box::new([b'k', i])), b"v"));
         }
@@ -534,7 +528,9 @@ mod tests {
             let name = Path::new("wal-7.log");
             let want = outcome(|f| replay(name, 7, bytes, *last, f));
             for chunk in [1, 13, 64, 1000, 1 << 20] {
-                let got = outcome(|f| replay_file_in_chunks(name, 7, &file, *last, chunk, f));
+                let got = outcome(|f| {
+                    SegmentFile::open_in_chunks(name, &file, chunk)?.replay(7, *last, f)
+                });
                 assert_eq!(got, want, "case {i} last {last} chunk {chunk}");
             }
         }
