@@ -45,7 +45,7 @@
 //!
 //! Before timing, each cache is warmed by the workload it is then timed
 //! with (Zipf rows: a fixed number of Zipf `get`s through the cached store;
-//! hot-set rows: each hot key read once). The hit ratio reported is the
+//! hit-path rows: passes over the hot keys until one pass has no miss). The hit ratio reported is the
 //! cache layer's own `hits / (hits + misses)` (from `KVStore::stats()`,
 //! `backend.fields`) over the timed cached rounds only.
 //!
@@ -53,7 +53,7 @@
 //!
 //! | row | backend | clients |
 //! |---|---|---|
-//! | hit path | memory backend | 1 task; 2 tasks |
+//! | hit path (the 9,000 hottest keys, uniform) | memory backend | 1 task; 2 tasks |
 //! | hit path | SQLite (`readers(2)`), warm cache | 1 task |
 //! | Zipf `get` | SQLite (`readers(2)`, WAL, one file in a temp dir) | 1 task; `tasks` tasks |
 //! | Zipf `get` | PostgreSQL (`pool_size(tasks)`, fresh table, dropped at the end) | 1 task; `tasks` tasks |
@@ -99,6 +99,12 @@ const FIELDS: [&str; 10] = [
 ];
 const KEYS: usize = 100_000;
 const CACHE: u64 = 10_000;
+/// Keys of the hit-path rows: the hottest 90% of `CACHE`. The memory tier
+/// is split into shards of `CACHE / shards` entries each, and keys do not
+/// spread over the shards evenly, so a hot set of exactly `CACHE` keys
+/// overflows the fullest shards (about 3% of it, measured by the warm-up)
+/// and is no longer all hits.
+const HOT: usize = (CACHE as usize) * 9 / 10;
 const ZIPF_S: f64 = 0.99;
 const VALUE_LEN: usize = 100;
 const SEED: u64 = 0xCAC4_E5EE_D123_4567;
@@ -261,7 +267,7 @@ struct Work {
     /// Key index of each Zipf rank (a fixed random permutation).
     by_rank: Vec<usize>,
     zipf: Zipf,
-    /// Key indices of the `CACHE` hottest ranks.
+    /// Key indices of the `HOT` hottest ranks.
     hot: Vec<usize>,
 }
 
@@ -274,7 +280,7 @@ impl Work {
             let j = rng.below(i + 1);
             by_rank.swap(i, j);
         }
-        let hot = by_rank[..CACHE as usize].to_vec();
+        let hot = by_rank[..HOT].to_vec();
         Work {
             keys,
             by_rank,
@@ -677,14 +683,38 @@ impl Bench<'_> {
                     self.next_seed(),
                 )?;
             }
-            Dist::Hot => self.rt.block_on(async {
-                for &i in &self.work.hot {
-                    if cached.get(&self.work.keys[i]).await?.is_none() {
-                        return Err(BoxError::from(format!("{} missing", self.work.keys[i])));
+            // Passes over the hot keys until one is served wholly from the
+            // cache: a key read once is admitted on probation, and kept
+            // when it is read again.
+            Dist::Hot => {
+                for pass in 1.. {
+                    let (_, m0) = cache_counts(self.rt, cached)?;
+                    self.rt.block_on(async {
+                        for &i in &self.work.hot {
+                            if cached.get(&self.work.keys[i]).await?.is_none() {
+                                return Err(BoxError::from(format!(
+                                    "{} missing",
+                                    self.work.keys[i]
+                                )));
+                            }
+                        }
+                        Ok(())
+                    })?;
+                    let (_, m1) = cache_counts(self.rt, cached)?;
+                    if m1 == m0 {
+                        println!("  warmed the hot keys in {pass} passes");
+                        break;
+                    }
+                    if pass == 10 {
+                        return Err(format!(
+                            "the cache still misses {} of the {} hot keys after {pass} passes",
+                            m1 - m0,
+                            self.work.hot.len()
+                        )
+                        .into());
                     }
                 }
-                Ok(())
-            })?,
+            }
         }
         Ok(())
     }
@@ -1039,7 +1069,7 @@ fn main() -> Res<()> {
         "What is measured: KVStore::get on kv_core::Store, awaited in a loop by N async tasks on a"
     );
     println!("multi-thread Tokio runtime ({cpus} workers); cached = Store over CacheLayer(capacity {CACHE}, ttl 60 s)");
-    println!("over the same backend object as uncached. hit path: the {CACHE} hottest keys, uniform, all cached");
+    println!("over the same backend object as uncached. hit path: the {HOT} hottest keys, uniform, all cached");
     println!("(no miss while timing). Zipf: ranks 1..{KEYS} with p ∝ r^-{ZIPF_S}, mapped to keys by a fixed permutation.");
     for n in &notes {
         println!("{n}");

@@ -23,8 +23,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use moka::notification::RemovalCause;
-use moka::sync::Cache;
+use quick_cache::sync::Cache;
+use quick_cache::{Lifecycle, Weighter};
 
 use kv_core::backend::{
     Backend, BackendStats, BatchOp, BatchOutcome, BatchPlan, Capabilities, DeleteOutcome, KeyInfo,
@@ -61,15 +61,60 @@ struct Slot {
     /// The record, or `None` for a cached "not found".
     record: Option<Arc<Record>>,
     cached_at: Timestamp,
+    /// What the entry counts against the tier's bound, fixed when cached.
+    weight: u64,
+}
+
+impl Slot {
+    fn new(key: &str, record: Option<Arc<Record>>, cached_at: Timestamp, floor: u64) -> Slot {
+        let weight = match floor {
+            // Bounded by count: every entry weighs one.
+            0 => 1,
+            floor => bytes(key, record.as_deref()).max(floor),
+        };
+        Slot {
+            record,
+            cached_at,
+            weight,
+        }
+    }
 }
 
 /// Rough bytes an entry takes: key, value, metadata and bookkeeping.
-fn weight(key: &str, slot: &Slot) -> u64 {
-    let record = slot.record.as_ref().map_or(0, |r| {
+fn bytes(key: &str, record: Option<&Record>) -> u64 {
+    let record = record.map_or(0, |r| {
         r.value.len() + r.namespace.len() + r.key.len() + 64 * r.user.len() + 160
     });
     (key.len() + record + 48) as u64
 }
+
+/// Weighs entries by [`Slot::weight`].
+#[derive(Debug, Clone, Copy)]
+struct SlotWeight;
+
+impl Weighter<Box<str>, Slot> for SlotWeight {
+    fn weight(&self, _key: &Box<str>, slot: &Slot) -> u64 {
+        slot.weight
+    }
+}
+
+/// Counts the entries the memory tier evicts to stay in its bound.
+#[derive(Debug, Clone)]
+struct CountEvictions(Arc<AtomicU64>);
+
+impl Lifecycle<Box<str>, Slot> for CountEvictions {
+    type RequestState = ();
+
+    fn begin_request(&self) -> Self::RequestState {}
+
+    fn on_evict(&self, _state: &mut (), _key: Box<str>, _slot: Slot) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The memory tier: a sharded concurrent cache (quick_cache's CLOCK-Pro
+/// variant) keyed by `namespace 0x00 key`.
+type MemTier = Cache<Box<str>, Slot, SlotWeight, foldhash::fast::RandomState, CountEvictions>;
 
 #[derive(Debug, Default)]
 struct Counters {
@@ -106,7 +151,10 @@ fn bump(c: &AtomicU64) {
 #[derive(Clone)]
 pub struct CacheLayer {
     inner: Arc<dyn Backend>,
-    mem: Cache<Box<str>, Slot>,
+    mem: Arc<MemTier>,
+    /// Least weight of an entry when bounded by bytes; 0 when bounded by
+    /// count.
+    floor: u64,
     disk: Option<Arc<DiskTier>>,
     options: CacheOptions,
     counters: Arc<Counters>,
@@ -127,7 +175,7 @@ impl std::fmt::Debug for CacheLayer {
         f.debug_struct("CacheLayer")
             .field("inner", &self.inner.name())
             .field("options", &self.options)
-            .field("entries", &self.mem.entry_count())
+            .field("entries", &self.mem.len())
             .finish()
     }
 }
@@ -152,29 +200,25 @@ impl CacheLayer {
             return Err(Error::config("cache.capacity", "must be at least 1"));
         }
         let counters = Arc::new(Counters::default());
-        let evictions = Arc::clone(&counters.evictions);
-        let builder = Cache::<Box<str>, Slot>::builder()
-            .support_invalidation_closures()
-            .eviction_listener(move |_k, _v, cause| {
-                if cause == RemovalCause::Size {
-                    evictions.fetch_add(1, Ordering::Relaxed);
-                }
-            });
-        let mem = match options.max_bytes {
-            // Bounded by bytes and, through a floor on each entry's weight,
-            // by count: no more than `capacity` entries of at least
-            // `max_bytes / capacity` each fit in `max_bytes`.
-            Some(max_bytes) => {
-                let floor = max_bytes.div_ceil(options.capacity).max(1);
-                builder
-                    .max_capacity(max_bytes)
-                    .weigher(move |k, v: &Slot| {
-                        u32::try_from(weight(k, v).max(floor)).unwrap_or(u32::MAX)
-                    })
-                    .build()
-            }
-            None => builder.max_capacity(options.capacity).build(),
+        let evictions = CountEvictions(Arc::clone(&counters.evictions));
+        // Bounded by bytes and, through a floor on each entry's weight, by
+        // count: no more than `capacity` entries of at least
+        // `max_bytes / capacity` each fit in `max_bytes`.
+        let (floor, bound) = match options.max_bytes {
+            Some(max_bytes) => (max_bytes.div_ceil(options.capacity).max(1), max_bytes),
+            None => (0, options.capacity),
         };
+        let tier = quick_cache::OptionsBuilder::new()
+            .estimated_items_capacity(usize::try_from(options.capacity).unwrap_or(usize::MAX))
+            .weight_capacity(bound)
+            .build()
+            .map_err(|e| Error::config("cache.capacity", format!("{e:?}")))?;
+        let mem = Arc::new(Cache::with_options(
+            tier,
+            SlotWeight,
+            foldhash::fast::RandomState::default(),
+            evictions,
+        ));
         let disk = match &options.disk {
             Some(d) => {
                 let oldest = Timestamp::from_millis(
@@ -188,6 +232,7 @@ impl CacheLayer {
         Ok(CacheLayer {
             inner,
             mem,
+            floor,
             disk,
             options,
             counters,
@@ -236,13 +281,7 @@ impl CacheLayer {
                     bump(&self.counters.hits);
                     bump(&self.counters.disk_hits);
                     let record = record.map(Arc::new);
-                    self.mem.insert(
-                        format!("{ns}\0{key}").into_boxed_str(),
-                        Slot {
-                            record: record.clone(),
-                            cached_at,
-                        },
-                    );
+                    self.cache_slot(ns, key, record.clone(), cached_at);
                     return Ok(Some(record));
                 }
                 disk.remove(ns, key)?;
@@ -268,15 +307,15 @@ impl CacheLayer {
         if let Some(disk) = &self.disk {
             disk.put(ns, key, now, record.as_deref())?;
         }
-        self.mem.insert(
-            format!("{ns}\0{key}").into_boxed_str(),
-            Slot {
-                record: record.clone(),
-                cached_at: now,
-            },
-        );
+        self.cache_slot(ns, key, record.clone(), now);
         bump(&self.counters.inserts);
         Ok(record)
+    }
+
+    fn cache_slot(&self, ns: &str, key: &str, record: Option<Arc<Record>>, cached_at: Timestamp) {
+        let k = format!("{ns}\0{key}").into_boxed_str();
+        let slot = Slot::new(&k, record, cached_at, self.floor);
+        self.mem.insert(k, slot);
     }
 
     fn stripe_index(&self, ns: &str, key: &str) -> usize {
@@ -385,7 +424,7 @@ impl CacheLayer {
     }
 
     fn forget_unlocked(&self, ns: &str, key: &str) -> Result<()> {
-        self.mem.invalidate(format!("{ns}\0{key}").as_str());
+        self.mem.remove(format!("{ns}\0{key}").as_str());
         if let Some(disk) = &self.disk {
             disk.remove(ns, key)?;
         }
@@ -394,26 +433,16 @@ impl CacheLayer {
     }
 
     /// Drops every cached key of `ns` for which `drop` holds.
-    fn forget_where(
-        &self,
-        ns: &str,
-        drop: impl Fn(&str, Option<&Record>) -> bool + Send + Sync + 'static,
-    ) -> Result<()> {
+    fn forget_where(&self, ns: &str, drop: impl Fn(&str, Option<&Record>) -> bool) -> Result<()> {
         // Every stripe changes first: a read of a key in the range that
         // started before the backend removed it must not cache it now.
         for stripe in self.stripes.iter() {
             *stripe.lock().unwrap_or_else(|e| e.into_inner()) += 1;
         }
-        let ns_owned = ns.to_owned();
-        let drop = Arc::new(drop);
-        let mem_drop = Arc::clone(&drop);
-        self.mem
-            .invalidate_entries_if(move |k, v| {
-                split(k).is_some_and(|(n, key)| n == ns_owned && mem_drop(key, v.record.as_deref()))
-            })
-            .map_err(|e| Error::backend("cache", false, e))?;
+        self.mem.retain(|k, v| {
+            !split(k).is_some_and(|(n, key)| n == ns && drop(key, v.record.as_deref()))
+        });
         if let Some(disk) = &self.disk {
-            let ns = ns.to_owned();
             disk.clear_namespace_entries_if(|n, key| n == ns && drop(key, None))?;
         }
         bump(&self.counters.invalidations);
@@ -637,12 +666,8 @@ impl Backend for CacheLayer {
         let result = self.inner.delete_range(namespace, range, now).await;
         // Whatever happened (a failure may come after some deletes), keys in
         // the range may have gone.
-        let (ns, r) = (namespace.to_owned(), range.clone());
         self.mem
-            .invalidate_entries_if(move |k, _| {
-                split(k).is_some_and(|(n, key)| n == ns && r.contains(key))
-            })
-            .map_err(|e| Error::backend("cache", false, e))?;
+            .retain(|k, _| !split(k).is_some_and(|(n, key)| n == namespace && range.contains(key)));
         if let Some(disk) = &self.disk {
             disk.remove_range(namespace, range)?;
         }
@@ -684,12 +709,11 @@ impl Backend for CacheLayer {
         if let Some(disk) = &self.disk {
             disk.flush()?;
         }
-        self.mem.invalidate_all();
+        self.mem.clear();
         self.inner.close().await
     }
 
     async fn stats(&self) -> Result<BackendStats> {
-        self.mem.run_pending_tasks();
         let c = &self.counters;
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let (hits, misses) = (load(&c.hits), load(&c.misses));
@@ -713,11 +737,14 @@ impl Backend for CacheLayer {
         f.insert("inserts".into(), load(&c.inserts).into());
         f.insert("evictions".into(), load(&c.evictions).into());
         f.insert("invalidations".into(), load(&c.invalidations).into());
-        f.insert("entries".into(), self.mem.entry_count().into());
-        let bytes = if self.options.max_bytes.is_some() {
-            self.mem.weighted_size()
+        f.insert("entries".into(), (self.mem.len() as u64).into());
+        let bytes: u64 = if self.options.max_bytes.is_some() {
+            self.mem.weight()
         } else {
-            self.mem.iter().map(|(k, v)| weight(&k, &v)).sum()
+            self.mem
+                .iter()
+                .map(|(k, v)| bytes(&k, v.record.as_deref()))
+                .sum()
         };
         f.insert("bytes".into(), bytes.into());
         f.insert("capacity".into(), self.options.capacity.into());

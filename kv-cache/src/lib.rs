@@ -3,7 +3,7 @@
 //! A caching layer for DataKnobs KV: [`CacheLayer`] is a
 //! `kv_core::Backend` that wraps any other, so every `KVStore` operation
 //! passes through it and no backend changes. Single-key reads are served
-//! from a bounded in-memory tier (moka, by entry count and bytes) and,
+//! from a bounded in-memory tier (quick_cache, by entry count and bytes) and,
 //! optionally, a disk tier (sled) that survives restarts.
 //!
 //! **Answers do not change**: writes reach the backend before the cache,

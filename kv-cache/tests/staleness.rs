@@ -183,6 +183,33 @@ async fn counters_and_bounds() {
 }
 
 #[tokio::test]
+async fn the_count_bound_holds_without_a_byte_bound() {
+    let layer = Arc::new(
+        CacheLayer::new(
+            Arc::new(MemoryBackend::new()),
+            CacheOptions::new().capacity(100),
+        )
+        .unwrap(),
+    );
+    let store = Store::new(layer.clone() as Arc<dyn Backend>);
+    for i in 0..1000 {
+        store.set(&format!("k.{i}"), Value::Int(i)).await.unwrap();
+    }
+    for i in 0..1000 {
+        assert_eq!(
+            store.get(&format!("k.{i}")).await.unwrap(),
+            Some(Value::Int(i))
+        );
+    }
+    let f = layer.stats().await.unwrap().fields;
+    let entries = f["entries"].as_u64().unwrap();
+    assert!((1..=100).contains(&entries), "{f:?}");
+    assert!(f["evictions"].as_u64().unwrap() >= 900, "{f:?}");
+    // Without a byte bound, bytes are still reported: summed over entries.
+    assert!(f["bytes"].as_u64().unwrap() > 0, "{f:?}");
+}
+
+#[tokio::test]
 async fn a_batch_leaves_every_key_it_wrote_cached() {
     let (cached, direct, _, layer) = pair(false);
     // Far more keys than the layer has stripes, so many share one.
