@@ -54,6 +54,14 @@
 //! cache, so every run would be re-parsed and re-planned
 //! (`sqlite3Reprepare`).
 //!
+//! Context row for `get` with one client (no target): raw's own `get` run
+//! as an async caller has to run a blocking call, inside
+//! `tokio::task::block_in_place` on one Tokio task with a cooperative
+//! yield per call (as the store's reads run). Against raw on a plain thread
+//! it shows what handing the worker thread over costs per call; against
+//! ours, what the `Store` and the backend add on top of that. Its rounds
+//! run after the `get` rows, not alternated with them.
+//!
 //! Diagnostics (printed and in the JSON): the pool's round trip alone
 //! (`SqliteStore::with_connection` with a no-op job, one task) and the
 //! one-client `get` latencies. On a VM with idle vCPUs a cross-thread wake-up
@@ -692,6 +700,45 @@ fn run_hop(rt: &Runtime, backend: &Arc<SqliteStore>, dur: Duration) -> Res<f64> 
     })
 }
 
+/// Raw's `get` run as ours runs its reads: inside `block_in_place` on one
+/// Tokio task, with a cooperative yield point per call (the store's
+/// `page_break`). Against raw on a plain thread, this is what handing the
+/// worker thread over for each blocking call costs. Gets/s.
+fn run_raw_in_place(
+    rt: &Runtime,
+    conn: Connection,
+    sql: Arc<RawSql>,
+    sh: &Arc<Shared>,
+    dur: Duration,
+    seed: u64,
+) -> Res<f64> {
+    let sh = Arc::clone(sh);
+    rt.block_on(async move {
+        tokio::spawn(async move {
+            let mut rng = Rng::new(seed);
+            let start = Instant::now();
+            let mut n = 0u64;
+            loop {
+                for _ in 0..CHUNK {
+                    let k = &sh.keys[rng.below(sh.keys.len())];
+                    let got = tokio::task::block_in_place(|| {
+                        raw_get(&conn, &sql, DEFAULT_NAMESPACE, k).map_err(|e| e.to_string())
+                    })?;
+                    if black_box(got).is_none() {
+                        return Err(BoxError::from(format!("{k} missing")));
+                    }
+                    tokio::task::coop::consume_budget().await;
+                }
+                n += CHUNK;
+                if start.elapsed() >= dur {
+                    return Ok::<_, BoxError>(n as f64 / start.elapsed().as_secs_f64());
+                }
+            }
+        })
+        .await?
+    })
+}
+
 /// Ours `set_many` of `batch` random keys until `dur` has passed; keys/s.
 fn run_ours_set(
     rt: &Runtime,
@@ -1097,6 +1144,35 @@ fn main() -> Res<()> {
             diagnostics.push(("pool round trip, µs".into(), 1e6 / hop));
             diagnostics.push(("get 1 client: ours µs/op".into(), ours_us));
             diagnostics.push(("get 1 client: raw µs/op".into(), raw_us));
+            let in_place_sql = Arc::new(RawSql::new(DEFAULT_TABLE, kv_core::ops::SCAN_PAGE));
+            let rates = (0..cfg.rounds)
+                .map(|i| {
+                    run_raw_in_place(
+                        &rt,
+                        raw_reader(&path)?,
+                        Arc::clone(&in_place_sql),
+                        &sh,
+                        cfg.round,
+                        SEED ^ (0x5eed + i as u64),
+                    )
+                })
+                .collect::<Res<Vec<f64>>>()?;
+            diagnostics.push((
+                "get 1 client: raw in block_in_place on a Tokio task µs/op".into(),
+                1e6 / median(&rates),
+            ));
+            let ours = rows[rows.len() - 1].ours.clone();
+            rows.push(Row {
+                workload: "context: get, raw as an async caller runs it".into(),
+                parallelism: parallelism.clone(),
+                raw_does: "raw's get inside tokio::task::block_in_place on 1 Tokio task \
+                           (rounds after the get rows, not alternated)"
+                    .into(),
+                ours,
+                raw: rates,
+                target: false,
+                min_ops: None,
+            });
         }
         println!("  done: {tag} ({:.0} s)", t0.elapsed().as_secs_f64());
     }
