@@ -182,7 +182,87 @@ impl Pattern {
         if pattern.is_empty() {
             return Err(err(0, "the pattern is empty"));
         }
-        let alternatives = alternatives(pattern).map_err(|(p, r)| err(p, &r))?;
+        if let Some(simple) = Pattern::simple(pattern) {
+            return Ok(simple);
+        }
+        Pattern::general(pattern).map_err(|(p, r)| err(p, &r))
+    }
+
+    /// The most common shapes, built directly: literal characters only
+    /// (none of `\ * ? [ ] { }`), optionally followed by a last segment
+    /// that is exactly `*` or `**` (`users.42`, `users.42.*`,
+    /// `users.42.**`). The result is what [`general`](Self::general) builds
+    /// for them (a test checks it), without its parse, brace expansion and
+    /// node passes: a scan of a fresh prefix pays for its pattern.
+    pub(crate) fn simple(pattern: &str) -> Option<Pattern> {
+        enum Last {
+            Literal,
+            Star,
+            Below,
+        }
+        let (literal, last) = match pattern.rsplit_once('.') {
+            Some((head, "*")) => (head, Last::Star),
+            Some((head, "**")) => (head, Last::Below),
+            _ => (pattern, Last::Literal),
+        };
+        if literal.is_empty() || literal.contains(['\\', '*', '?', '[', ']', '{', '}']) {
+            return None;
+        }
+        let source = pattern.to_owned();
+        Some(match last {
+            Last::Literal => {
+                let skip_bytes = pattern.rfind('.').map_or(0, |i| i + 1);
+                let segment = &pattern[skip_bytes..];
+                Pattern {
+                    literal_prefix: source.clone(),
+                    prefix_only: false,
+                    exact_keys: Some(vec![source.clone()]),
+                    matcher: Matcher::Segments {
+                        alts: vec![SegmentAlt {
+                            segments: vec![Segment {
+                                head: segment.chars().map(Atom::Lit).collect(),
+                                tail: None,
+                                literal: Some(segment.to_owned()),
+                            }],
+                            below: false,
+                        }],
+                        skip_bytes,
+                    },
+                    source,
+                }
+            }
+            Last::Star | Last::Below => {
+                let below = matches!(last, Last::Below);
+                let literal_prefix = pattern[..literal.len() + 1].to_owned();
+                let skip_bytes = literal_prefix.len();
+                let segments = if below {
+                    Vec::new()
+                } else {
+                    // `*`: the whole last segment, whatever it holds.
+                    vec![Segment {
+                        head: Vec::new(),
+                        tail: Some(Vec::new()),
+                        literal: None,
+                    }]
+                };
+                Pattern {
+                    literal_prefix,
+                    prefix_only: below,
+                    exact_keys: None,
+                    matcher: Matcher::Segments {
+                        alts: vec![SegmentAlt { segments, below }],
+                        skip_bytes,
+                    },
+                    source,
+                }
+            }
+        })
+    }
+
+    /// Any pattern: parsed, braces expanded, matched segment by segment
+    /// when every alternative has a shape for that, else by the automaton.
+    fn general(pattern: &str) -> std::result::Result<Self, ParseError> {
+        let alternatives = alternatives(pattern)?;
         let literal_prefix = common_literal_prefix(&alternatives);
         let prefix_only = alternatives.len() == 1 && is_prefix_only(&alternatives[0]);
         let exact_keys = alternatives
@@ -655,44 +735,49 @@ enum Flat {
 
 /// Expands braces into the list of brace-free alternatives, bounded.
 fn expand(seq: &[Tok]) -> std::result::Result<Vec<Vec<Flat>>, String> {
-    let mut out: Vec<Vec<Flat>> = vec![Vec::new()];
+    let mut out: Vec<Vec<Flat>> = vec![Vec::with_capacity(seq.len())];
+    // Tokens over all alternatives so far.
+    let mut total = 0usize;
     for tok in seq {
-        let suffixes: Vec<Vec<Flat>> = match tok {
-            Tok::Lit(c) => vec![vec![Flat::Lit(*c)]],
-            Tok::AnyChar => vec![vec![Flat::AnyChar]],
-            Tok::Class(c) => vec![vec![Flat::Class(c.clone())]],
-            Tok::Star => vec![vec![Flat::Star]],
-            Tok::StarStar => vec![vec![Flat::StarStar]],
+        let one = match tok {
+            Tok::Lit(c) => Flat::Lit(*c),
+            Tok::AnyChar => Flat::AnyChar,
+            Tok::Class(c) => Flat::Class(c.clone()),
+            Tok::Star => Flat::Star,
+            Tok::StarStar => Flat::StarStar,
             Tok::Alt(alts) => {
-                let mut all = Vec::new();
+                let mut suffixes = Vec::new();
                 for alt in alts {
-                    all.extend(expand(alt)?);
-                    if all.len() > MAX_EXPANSIONS {
+                    suffixes.extend(expand(alt)?);
+                    if suffixes.len() > MAX_EXPANSIONS {
                         return Err(too_many());
                     }
                 }
-                all
+                if out.len().saturating_mul(suffixes.len()) > MAX_EXPANSIONS {
+                    return Err(too_many());
+                }
+                let mut next = Vec::with_capacity(out.len() * suffixes.len());
+                for prefix in &out {
+                    for suffix in &suffixes {
+                        let mut v = Vec::with_capacity(prefix.len() + suffix.len());
+                        v.extend(prefix.iter().cloned());
+                        v.extend(suffix.iter().cloned());
+                        next.push(v);
+                    }
+                }
+                out = next;
+                total = out.iter().map(Vec::len).sum();
+                if total > MAX_EXPANDED_LEN {
+                    return Err(too_many());
+                }
+                continue;
             }
         };
-        if suffixes.len() == 1 {
-            for prefix in &mut out {
-                prefix.extend(suffixes[0].iter().cloned());
-            }
-        } else {
-            if out.len().saturating_mul(suffixes.len()) > MAX_EXPANSIONS {
-                return Err(too_many());
-            }
-            let mut next = Vec::with_capacity(out.len() * suffixes.len());
-            for prefix in &out {
-                for suffix in &suffixes {
-                    let mut v = prefix.clone();
-                    v.extend(suffix.iter().cloned());
-                    next.push(v);
-                }
-            }
-            out = next;
+        // One token, the same in every alternative so far: no expansion.
+        for prefix in &mut out {
+            prefix.push(one.clone());
         }
-        let total: usize = out.iter().map(Vec::len).sum();
+        total += out.len();
         if total > MAX_EXPANDED_LEN {
             return Err(too_many());
         }
@@ -1153,6 +1238,57 @@ mod tests {
 
     fn m(p: &str, k: &str) -> bool {
         Pattern::new(p).unwrap_or_else(|e| panic!("{e}")).matches(k)
+    }
+
+    #[test]
+    fn simple_shapes_build_what_the_general_path_builds() {
+        let shapes = [
+            "a",
+            "users.42",
+            "users.42.*",
+            "users.42.**",
+            "app.config.database.host",
+            "a..b",
+            "a..*",
+            "a.b..**",
+            "naïve.ключ.*",
+            "x,y.*",
+            "a-b_c:d@e.**",
+        ];
+        let keys = [
+            "a",
+            "a.b",
+            "users.42",
+            "users.42.name",
+            "users.42.name.first",
+            "users.421",
+            "users.42.",
+            "app.config.database.host",
+            "app.config.database.hostname",
+            "a..b",
+            "a..c",
+            "a..",
+            "a.b..c.d",
+            "naïve.ключ.x",
+            "naïve.ключ.x.y",
+            "x,y.z",
+            "a-b_c:d@e.f",
+        ];
+        for p in shapes {
+            let simple = Pattern::simple(p).unwrap_or_else(|| panic!("{p} is a simple shape"));
+            let general = Pattern::general(p).unwrap_or_else(|e| panic!("{p}: {e:?}"));
+            assert_eq!(format!("{simple:?}"), format!("{general:?}"), "{p}");
+            assert_eq!(simple.prefix_only, general.prefix_only, "{p}");
+            assert_eq!(simple.exact_keys, general.exact_keys, "{p}");
+            for k in keys {
+                assert_eq!(simple.matches(k), general.matches(k), "{p} against {k}");
+            }
+        }
+        for p in [
+            "*", "**", "a.*b", "a.b*", "a.?", "a.[bc]", "a.{b,c}", "a\\.b", "**.x", "a.***",
+        ] {
+            assert!(Pattern::simple(p).is_none(), "{p} is not a simple shape");
+        }
     }
 
     #[test]

@@ -311,9 +311,14 @@ impl Store {
     /// The compiled pattern, from the store's cache of recent ones: a
     /// pattern used again keeps its matcher (and the DFA it builds once it
     /// has matched enough keys) instead of compiling it on every call.
+    /// Patterns of the simplest shapes (`users.42.*`) are built afresh:
+    /// that costs less than the cache's lock and lookup.
     fn pattern(&self, pattern: &str) -> Result<Arc<Pattern>> {
         self.check_open()?;
         let folded = self.shared.rules.fold(pattern);
+        if let Some(simple) = Pattern::simple(&folded) {
+            return Ok(Arc::new(simple));
+        }
         if let Some(p) = self
             .shared
             .patterns
