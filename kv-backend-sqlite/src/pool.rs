@@ -16,11 +16,15 @@
 //! [`tokio::task::block_in_place`]: the calling worker thread hands its
 //! other tasks to another thread before it touches SQLite, so the executor
 //! keeps running while the call blocks. Writes stay serialised by the
-//! writer connection's lock. When the connections are busy, or on a
-//! current-thread runtime (where `block_in_place` is not allowed), the call
-//! is queued like any job.
+//! writer connection's lock. When the connections are busy, the call waits
+//! for one the same way, inside `block_in_place` (one wake-up when the
+//! connection comes free), up to [`MAX_WAITERS`] callers at once; beyond
+//! that, and on a current-thread runtime (where `block_in_place` is not
+//! allowed), the call is queued like any job, so the number of threads
+//! stays bounded however many callers there are.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 
@@ -49,6 +53,11 @@ pub(crate) struct Pool {
     reader_conns: RwLock<Vec<Shared>>,
     /// The writer connection, for writes run in place (empty once closed).
     writer_conn: RwLock<Vec<Shared>>,
+    /// Calls waiting in place for a busy reader connection (see
+    /// [`in_place`]).
+    reader_waiters: AtomicUsize,
+    /// Calls waiting in place for the busy writer connection.
+    writer_waiters: AtomicUsize,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -103,6 +112,8 @@ impl Pool {
             readers: RwLock::new(reader_tx),
             reader_conns: RwLock::new(readers),
             writer_conn: RwLock::new(vec![writer]),
+            reader_waiters: AtomicUsize::new(0),
+            writer_waiters: AtomicUsize::new(0),
             threads: Mutex::new(threads),
         })
     }
@@ -155,7 +166,7 @@ impl Pool {
     where
         F: FnOnce(&mut Connection) -> Result<T>,
     {
-        in_place(&self.reader_conns, f)
+        in_place(&self.reader_conns, &self.reader_waiters, f)
     }
 
     /// Runs `f` on the writer connection on this thread when no other write
@@ -166,7 +177,7 @@ impl Pool {
     where
         F: FnOnce(&mut Connection) -> Result<T>,
     {
-        in_place(&self.writer_conn, f)
+        in_place(&self.writer_conn, &self.writer_waiters, f)
     }
 
     /// Stops taking jobs, lets the threads finish what is queued, and joins
@@ -201,10 +212,28 @@ impl Pool {
     }
 }
 
+/// Most calls that wait in place for the busy connections of one kind
+/// (readers, or the writer). Each waits on its own thread
+/// (`block_in_place` hands the worker's other tasks to a fresh one); a
+/// sleeping thread is cheap, but beyond this the call is queued for the
+/// connections' threads instead, so many concurrent callers never mean as
+/// many threads.
+pub(crate) const MAX_WAITERS: usize = 32;
+
 /// Runs `f` inside `block_in_place` on the first of `conns` that no one
-/// holds, or gives `f` back: on a current-thread runtime (where
-/// `block_in_place` is not allowed), when all are busy, or once closed.
-fn in_place<T, F>(conns: &RwLock<Vec<Shared>>, f: F) -> std::result::Result<Result<T>, F>
+/// holds; when all are held, waits there for one of them (up to
+/// [`MAX_WAITERS`] callers wait like this, counted in `waiters`). Gives `f` back on a current-thread runtime (where
+/// `block_in_place` is not allowed), when too many callers already wait,
+/// and once closed.
+///
+/// Waiting on the connection's lock costs one thread wake-up when it comes
+/// free; a job queued for the connection's thread costs two (that thread,
+/// then the awaiting task), which on this kind of VM is tens of µs.
+fn in_place<T, F>(
+    conns: &RwLock<Vec<Shared>>,
+    waiters: &AtomicUsize,
+    f: F,
+) -> std::result::Result<Result<T>, F>
 where
     F: FnOnce(&mut Connection) -> Result<T>,
 {
@@ -217,13 +246,27 @@ where
     for conn in conns.iter() {
         if let Ok(mut guard) = conn.try_lock() {
             // `conns` stays locked for reading: `close` waits for this.
-            return Ok(tokio::task::block_in_place(move || {
-                catch_unwind(AssertUnwindSafe(|| f(&mut guard)))
-                    .unwrap_or_else(|_| Err(job_panicked()))
-            }));
+            return Ok(tokio::task::block_in_place(move || run_job(f, &mut guard)));
         }
     }
-    Err(f)
+    let waiting = waiters.fetch_add(1, Ordering::AcqRel);
+    if waiting >= MAX_WAITERS || conns.is_empty() {
+        waiters.fetch_sub(1, Ordering::AcqRel);
+        return Err(f);
+    }
+    // Spread the waiters over the connections.
+    let conn = &conns[waiting % conns.len()];
+    let out = tokio::task::block_in_place(move || {
+        let mut guard = conn.lock().unwrap_or_else(|e| e.into_inner());
+        run_job(f, &mut guard)
+    });
+    waiters.fetch_sub(1, Ordering::AcqRel);
+    Ok(out)
+}
+
+/// Runs a job on a connection; a panic becomes an error.
+fn run_job<T>(f: impl FnOnce(&mut Connection) -> Result<T>, conn: &mut Connection) -> Result<T> {
+    catch_unwind(AssertUnwindSafe(|| f(conn))).unwrap_or_else(|_| Err(job_panicked()))
 }
 
 fn job_panicked() -> Error {
