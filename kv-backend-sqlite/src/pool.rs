@@ -222,9 +222,9 @@ pub(crate) const MAX_WAITERS: usize = 32;
 
 /// Runs `f` inside `block_in_place` on the first of `conns` that no one
 /// holds; when all are held, waits there for one of them (up to
-/// [`MAX_WAITERS`] callers wait like this, counted in `waiters`). Gives `f` back on a current-thread runtime (where
-/// `block_in_place` is not allowed), when too many callers already wait,
-/// and once closed.
+/// [`MAX_WAITERS`] callers wait like this, counted in `waiters`). Gives `f`
+/// back on a current-thread runtime (where `block_in_place` is not
+/// allowed), when that many callers already wait, and once closed.
 ///
 /// Waiting on the connection's lock costs one thread wake-up when it comes
 /// free; a job queued for the connection's thread costs two (that thread,
@@ -249,19 +249,24 @@ where
             return Ok(tokio::task::block_in_place(move || run_job(f, &mut guard)));
         }
     }
+    /// Counts a caller in `waiters` while it waits and runs.
+    struct Waiting<'a>(&'a AtomicUsize);
+    impl Drop for Waiting<'_> {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
     let waiting = waiters.fetch_add(1, Ordering::AcqRel);
+    let _counted = Waiting(waiters);
     if waiting >= MAX_WAITERS || conns.is_empty() {
-        waiters.fetch_sub(1, Ordering::AcqRel);
         return Err(f);
     }
     // Spread the waiters over the connections.
     let conn = &conns[waiting % conns.len()];
-    let out = tokio::task::block_in_place(move || {
+    Ok(tokio::task::block_in_place(move || {
         let mut guard = conn.lock().unwrap_or_else(|e| e.into_inner());
         run_job(f, &mut guard)
-    });
-    waiters.fetch_sub(1, Ordering::AcqRel);
-    Ok(out)
+    }))
 }
 
 /// Runs a job on a connection; a panic becomes an error.
