@@ -721,9 +721,8 @@ fn run_raw_in_place(
             loop {
                 for _ in 0..CHUNK {
                     let k = &sh.keys[rng.below(sh.keys.len())];
-                    let got = tokio::task::block_in_place(|| {
-                        raw_get(&conn, &sql, DEFAULT_NAMESPACE, k).map_err(|e| e.to_string())
-                    })?;
+                    let got =
+                        tokio::task::block_in_place(|| raw_get(&conn, &sql, DEFAULT_NAMESPACE, k))?;
                     if black_box(got).is_none() {
                         return Err(BoxError::from(format!("{k} missing")));
                     }

@@ -162,9 +162,10 @@ impl SqliteStore {
         .await
     }
 
-    /// Runs a read: `here` on an idle reader connection on this thread
-    /// when there is one (it may borrow the caller's arguments), else the
-    /// job `queued` builds (owning copies of them) on the reader threads.
+    /// Runs a read: `here` on a reader connection on this thread, waiting
+    /// for one if need be (it may borrow the caller's arguments), else,
+    /// where that cannot be done, the job `queued` builds (owning copies of
+    /// them) on the reader threads.
     async fn read_with<T, H, Q, J>(&self, here: H, queued: Q) -> Result<T>
     where
         T: Send + 'static,

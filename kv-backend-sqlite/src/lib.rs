@@ -21,9 +21,10 @@
 //!
 //! SQLite calls never run on the async executor's threads: one writer
 //! connection and a few reader connections each live on a thread of their
-//! own and take jobs from a queue, and on a multi-threaded runtime a read
-//! may instead run on an idle reader connection inside
-//! `tokio::task::block_in_place`. Several processes may share one file;
+//! own and take jobs from a queue, and on a multi-threaded runtime a call
+//! instead runs on the caller's thread inside
+//! `tokio::task::block_in_place`, waiting there for a busy connection (up
+//! to 32 callers at once; beyond that they are queued). Several processes may share one file;
 //! writes wait for each other up to `busy_timeout`.
 //!
 //! ## Layout

@@ -49,15 +49,10 @@ type Shared = Arc<Mutex<Connection>>;
 pub(crate) struct Pool {
     writer: RwLock<Option<Sender<Job>>>,
     readers: RwLock<Option<Sender<Job>>>,
-    /// The reader connections, for reads run in place (empty once closed).
-    reader_conns: RwLock<Vec<Shared>>,
-    /// The writer connection, for writes run in place (empty once closed).
-    writer_conn: RwLock<Vec<Shared>>,
-    /// Calls waiting in place for a busy reader connection (see
-    /// [`in_place`]).
-    reader_waiters: AtomicUsize,
-    /// Calls waiting in place for the busy writer connection.
-    writer_waiters: AtomicUsize,
+    /// The reader connections, for reads run in place.
+    reader_conns: InPlace,
+    /// The writer connection, for writes run in place.
+    writer_conn: InPlace,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -110,10 +105,8 @@ impl Pool {
         Ok(Pool {
             writer: RwLock::new(Some(wtx)),
             readers: RwLock::new(reader_tx),
-            reader_conns: RwLock::new(readers),
-            writer_conn: RwLock::new(vec![writer]),
-            reader_waiters: AtomicUsize::new(0),
-            writer_waiters: AtomicUsize::new(0),
+            reader_conns: InPlace::new(readers),
+            writer_conn: InPlace::new(vec![writer]),
             threads: Mutex::new(threads),
         })
     }
@@ -159,25 +152,25 @@ impl Pool {
         rx.await.map_err(|_| job_panicked())?
     }
 
-    /// Runs `f` on an idle reader connection on this thread (see the module
-    /// documentation), or gives it back when that is not possible. `f` may
-    /// borrow: it runs before this returns.
+    /// Runs `f` on a reader connection on this thread, waiting for one if
+    /// all are busy (see [`InPlace::run`]), or gives it back when that is
+    /// not possible. `f` may borrow: it runs before this returns.
     pub(crate) fn read_in_place<T, F>(&self, f: F) -> std::result::Result<Result<T>, F>
     where
         F: FnOnce(&mut Connection) -> Result<T>,
     {
-        in_place(&self.reader_conns, &self.reader_waiters, f)
+        self.reader_conns.run(f)
     }
 
-    /// Runs `f` on the writer connection on this thread when no other write
-    /// holds it (the writer thread is idle), or gives it back. Writes stay
-    /// serialised by the connection's lock either way; this only saves the
-    /// hand-over to the writer thread and back.
+    /// Runs `f` on the writer connection on this thread, waiting for it if
+    /// another write holds it (see [`InPlace::run`]), or gives it back.
+    /// Writes stay serialised by the connection's lock either way; this
+    /// only saves the hand-over to the writer thread and back.
     pub(crate) fn write_in_place<T, F>(&self, f: F) -> std::result::Result<Result<T>, F>
     where
         F: FnOnce(&mut Connection) -> Result<T>,
     {
-        in_place(&self.writer_conn, &self.writer_waiters, f)
+        self.writer_conn.run(f)
     }
 
     /// Stops taking jobs, lets the threads finish what is queued, and joins
@@ -191,14 +184,8 @@ impl Pool {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .take();
-        self.reader_conns
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
-        self.writer_conn
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
+        self.reader_conns.clear();
+        self.writer_conn.clear();
         let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
         for t in threads {
             let _ = t.join();
@@ -220,53 +207,75 @@ impl Pool {
 /// many threads.
 pub(crate) const MAX_WAITERS: usize = 32;
 
-/// Runs `f` inside `block_in_place` on the first of `conns` that no one
-/// holds; when all are held, waits there for one of them (up to
-/// [`MAX_WAITERS`] callers wait like this, counted in `waiters`). Gives `f`
-/// back on a current-thread runtime (where `block_in_place` is not
-/// allowed), when that many callers already wait, and once closed.
-///
-/// Waiting on the connection's lock costs one thread wake-up when it comes
-/// free; a job queued for the connection's thread costs two (that thread,
-/// then the awaiting task), which on this kind of VM is tens of µs.
-fn in_place<T, F>(
-    conns: &RwLock<Vec<Shared>>,
-    waiters: &AtomicUsize,
-    f: F,
-) -> std::result::Result<Result<T>, F>
-where
-    F: FnOnce(&mut Connection) -> Result<T>,
-{
-    let multi_thread = tokio::runtime::Handle::try_current()
-        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
-    if !multi_thread {
-        return Err(f);
-    }
-    let conns = conns.read().unwrap_or_else(|e| e.into_inner());
-    for conn in conns.iter() {
-        if let Ok(mut guard) = conn.try_lock() {
-            // `conns` stays locked for reading: `close` waits for this.
-            return Ok(tokio::task::block_in_place(move || run_job(f, &mut guard)));
+/// Connections of one kind that calls run on in place, and the calls
+/// waiting for one of them.
+struct InPlace {
+    /// Empty once closed.
+    conns: RwLock<Vec<Shared>>,
+    waiters: AtomicUsize,
+}
+
+impl InPlace {
+    fn new(conns: Vec<Shared>) -> Self {
+        InPlace {
+            conns: RwLock::new(conns),
+            waiters: AtomicUsize::new(0),
         }
     }
-    /// Counts a caller in `waiters` while it waits and runs.
-    struct Waiting<'a>(&'a AtomicUsize);
-    impl Drop for Waiting<'_> {
-        fn drop(&mut self) {
-            self.0.fetch_sub(1, Ordering::AcqRel);
+
+    /// No more calls in place; waits for those running.
+    fn clear(&self) {
+        self.conns
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
+    /// Runs `f` inside `block_in_place` on the first connection that no one
+    /// holds; when all are held, waits there for one of them (up to
+    /// [`MAX_WAITERS`] callers wait like this). Gives `f` back on a
+    /// current-thread runtime (where `block_in_place` is not allowed), when
+    /// that many callers already wait, and once closed.
+    ///
+    /// Waiting on the connection's lock costs one thread wake-up when it
+    /// comes free; a job queued for the connection's thread costs two (that
+    /// thread, then the awaiting task), which on this kind of VM is tens of
+    /// µs.
+    fn run<T, F>(&self, f: F) -> std::result::Result<Result<T>, F>
+    where
+        F: FnOnce(&mut Connection) -> Result<T>,
+    {
+        let multi_thread = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if !multi_thread {
+            return Err(f);
         }
+        let conns = self.conns.read().unwrap_or_else(|e| e.into_inner());
+        for conn in conns.iter() {
+            if let Ok(mut guard) = conn.try_lock() {
+                // `conns` stays locked for reading: `close` waits for this.
+                return Ok(tokio::task::block_in_place(move || run_job(f, &mut guard)));
+            }
+        }
+        /// Counts a caller in `waiters` while it waits and runs.
+        struct Waiting<'a>(&'a AtomicUsize);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+        let waiting = self.waiters.fetch_add(1, Ordering::AcqRel);
+        let _counted = Waiting(&self.waiters);
+        if waiting >= MAX_WAITERS || conns.is_empty() {
+            return Err(f);
+        }
+        // Spread the waiters over the connections.
+        let conn = &conns[waiting % conns.len()];
+        Ok(tokio::task::block_in_place(move || {
+            let mut guard = conn.lock().unwrap_or_else(|e| e.into_inner());
+            run_job(f, &mut guard)
+        }))
     }
-    let waiting = waiters.fetch_add(1, Ordering::AcqRel);
-    let _counted = Waiting(waiters);
-    if waiting >= MAX_WAITERS || conns.is_empty() {
-        return Err(f);
-    }
-    // Spread the waiters over the connections.
-    let conn = &conns[waiting % conns.len()];
-    Ok(tokio::task::block_in_place(move || {
-        let mut guard = conn.lock().unwrap_or_else(|e| e.into_inner());
-        run_job(f, &mut guard)
-    }))
 }
 
 /// Runs a job on a connection; a panic becomes an error.

@@ -45,9 +45,10 @@
 //!
 //! Before timing, each cache is warmed by the workload it is then timed
 //! with (Zipf rows: a fixed number of Zipf `get`s through the cached store;
-//! hit-path rows: passes over the hot keys until one pass has no miss). The hit ratio reported is the
-//! cache layer's own `hits / (hits + misses)` (from `KVStore::stats()`,
-//! `backend.fields`) over the timed cached rounds only.
+//! hit-path rows: passes over the hot keys until one pass has no miss).
+//! The hit ratio reported is the cache layer's own `hits / (hits + misses)`
+//! (from `KVStore::stats()`, `backend.fields`) over the timed cached rounds
+//! only.
 //!
 //! Rows:
 //!

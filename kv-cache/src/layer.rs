@@ -61,40 +61,31 @@ struct Slot {
     /// The record, or `None` for a cached "not found".
     record: Option<Arc<Record>>,
     cached_at: Timestamp,
-    /// What the entry counts against the tier's bound, fixed when cached.
-    weight: u64,
-}
-
-impl Slot {
-    fn new(key: &str, record: Option<Arc<Record>>, cached_at: Timestamp, floor: u64) -> Slot {
-        let weight = match floor {
-            // Bounded by count: every entry weighs one.
-            0 => 1,
-            floor => bytes(key, record.as_deref()).max(floor),
-        };
-        Slot {
-            record,
-            cached_at,
-            weight,
-        }
-    }
 }
 
 /// Rough bytes an entry takes: key, value, metadata and bookkeeping.
-fn bytes(key: &str, record: Option<&Record>) -> u64 {
-    let record = record.map_or(0, |r| {
+fn bytes(key: &str, slot: &Slot) -> u64 {
+    let record = slot.record.as_ref().map_or(0, |r| {
         r.value.len() + r.namespace.len() + r.key.len() + 64 * r.user.len() + 160
     });
     (key.len() + record + 48) as u64
 }
 
-/// Weighs entries by [`Slot::weight`].
+/// Weighs the memory tier's entries. Bounded by count (`floor` 0), every
+/// entry weighs one; bounded by bytes, an entry weighs its [`bytes`] but at
+/// least `floor` = `max_bytes / capacity`, so no more than `capacity`
+/// entries fit in `max_bytes` either.
 #[derive(Debug, Clone, Copy)]
-struct SlotWeight;
+struct SlotWeight {
+    floor: u64,
+}
 
 impl Weighter<Box<str>, Slot> for SlotWeight {
-    fn weight(&self, _key: &Box<str>, slot: &Slot) -> u64 {
-        slot.weight
+    fn weight(&self, key: &Box<str>, slot: &Slot) -> u64 {
+        match self.floor {
+            0 => 1,
+            floor => bytes(key, slot).max(floor),
+        }
     }
 }
 
@@ -152,9 +143,6 @@ fn bump(c: &AtomicU64) {
 pub struct CacheLayer {
     inner: Arc<dyn Backend>,
     mem: Arc<MemTier>,
-    /// Least weight of an entry when bounded by bytes; 0 when bounded by
-    /// count.
-    floor: u64,
     disk: Option<Arc<DiskTier>>,
     options: CacheOptions,
     counters: Arc<Counters>,
@@ -180,12 +168,19 @@ impl std::fmt::Debug for CacheLayer {
     }
 }
 
-/// `namespace 0x00 key`: the memory tier's key.
+/// `namespace 0x00 key`: the memory tier's key, written into `out`.
 fn compose(out: &mut String, ns: &str, key: &str) {
     out.clear();
     out.push_str(ns);
     out.push('\0');
     out.push_str(key);
+}
+
+/// [`compose`] into a new string.
+fn mem_key(ns: &str, key: &str) -> String {
+    let mut out = String::with_capacity(ns.len() + 1 + key.len());
+    compose(&mut out, ns, key);
+    out
 }
 
 fn split(k: &str) -> Option<(&str, &str)> {
@@ -201,9 +196,6 @@ impl CacheLayer {
         }
         let counters = Arc::new(Counters::default());
         let evictions = CountEvictions(Arc::clone(&counters.evictions));
-        // Bounded by bytes and, through a floor on each entry's weight, by
-        // count: no more than `capacity` entries of at least
-        // `max_bytes / capacity` each fit in `max_bytes`.
         let (floor, bound) = match options.max_bytes {
             Some(max_bytes) => (max_bytes.div_ceil(options.capacity).max(1), max_bytes),
             None => (0, options.capacity),
@@ -215,7 +207,7 @@ impl CacheLayer {
             .map_err(|e| Error::config("cache.capacity", format!("{e:?}")))?;
         let mem = Arc::new(Cache::with_options(
             tier,
-            SlotWeight,
+            SlotWeight { floor },
             foldhash::fast::RandomState::default(),
             evictions,
         ));
@@ -232,7 +224,6 @@ impl CacheLayer {
         Ok(CacheLayer {
             inner,
             mem,
-            floor,
             disk,
             options,
             counters,
@@ -313,9 +304,10 @@ impl CacheLayer {
     }
 
     fn cache_slot(&self, ns: &str, key: &str, record: Option<Arc<Record>>, cached_at: Timestamp) {
-        let k = format!("{ns}\0{key}").into_boxed_str();
-        let slot = Slot::new(&k, record, cached_at, self.floor);
-        self.mem.insert(k, slot);
+        self.mem.insert(
+            mem_key(ns, key).into_boxed_str(),
+            Slot { record, cached_at },
+        );
     }
 
     fn stripe_index(&self, ns: &str, key: &str) -> usize {
@@ -424,7 +416,7 @@ impl CacheLayer {
     }
 
     fn forget_unlocked(&self, ns: &str, key: &str) -> Result<()> {
-        self.mem.remove(format!("{ns}\0{key}").as_str());
+        self.mem.remove(mem_key(ns, key).as_str());
         if let Some(disk) = &self.disk {
             disk.remove(ns, key)?;
         }
@@ -741,10 +733,7 @@ impl Backend for CacheLayer {
         let bytes: u64 = if self.options.max_bytes.is_some() {
             self.mem.weight()
         } else {
-            self.mem
-                .iter()
-                .map(|(k, v)| bytes(&k, v.record.as_deref()))
-                .sum()
+            self.mem.iter().map(|(k, v)| bytes(&k, &v)).sum()
         };
         f.insert("bytes".into(), bytes.into());
         f.insert("capacity".into(), self.options.capacity.into());

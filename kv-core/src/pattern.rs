@@ -174,6 +174,15 @@ impl Pattern {
     /// trailing `\`, a reversed range such as `[z-a]`, or a pattern whose
     /// braces expand beyond the built-in bounds.
     pub fn new(pattern: &str) -> Result<Self> {
+        match Pattern::simple(pattern) {
+            Some(simple) => Ok(simple),
+            None => Pattern::compile(pattern),
+        }
+    }
+
+    /// [`new`](Self::new) for a pattern [`simple`](Self::simple) declined:
+    /// [`general`](Self::general), its errors made [`Error::InvalidPattern`].
+    pub(crate) fn compile(pattern: &str) -> Result<Self> {
         let err = |position: usize, reason: &str| Error::InvalidPattern {
             pattern: shorten(pattern),
             position,
@@ -181,9 +190,6 @@ impl Pattern {
         };
         if pattern.is_empty() {
             return Err(err(0, "the pattern is empty"));
-        }
-        if let Some(simple) = Pattern::simple(pattern) {
-            return Ok(simple);
         }
         Pattern::general(pattern).map_err(|(p, r)| err(p, &r))
     }
@@ -213,17 +219,17 @@ impl Pattern {
             Last::Literal => {
                 let skip_bytes = pattern.rfind('.').map_or(0, |i| i + 1);
                 let segment = &pattern[skip_bytes..];
+                let segment = Segment {
+                    head: segment.chars().map(Atom::Lit).collect(),
+                    ..Segment::default()
+                };
                 Pattern {
                     literal_prefix: source.clone(),
                     prefix_only: false,
                     exact_keys: Some(vec![source.clone()]),
                     matcher: Matcher::Segments {
                         alts: vec![SegmentAlt {
-                            segments: vec![Segment {
-                                head: segment.chars().map(Atom::Lit).collect(),
-                                tail: None,
-                                literal: Some(segment.to_owned()),
-                            }],
+                            segments: vec![segment.finish()],
                             below: false,
                         }],
                         skip_bytes,
@@ -240,9 +246,8 @@ impl Pattern {
                 } else {
                     // `*`: the whole last segment, whatever it holds.
                     vec![Segment {
-                        head: Vec::new(),
                         tail: Some(Vec::new()),
-                        literal: None,
+                        ..Segment::default()
                     }]
                 };
                 Pattern {

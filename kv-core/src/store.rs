@@ -328,7 +328,7 @@ impl Store {
         {
             return Ok(p);
         }
-        let compiled = Arc::new(Pattern::new(&folded)?);
+        let compiled = Arc::new(Pattern::compile(&folded)?);
         if let Ok(mut cache) = self.shared.patterns.lock() {
             if cache.len() >= PATTERN_CACHE {
                 cache.clear();
