@@ -6,6 +6,7 @@
 //! cargo run --release -p kv-bench -- --quick          # < 3 minutes
 //! cargo run --release -p kv-bench                     # the full matrix
 //! cargo run --release -p kv-bench -- --docs docs/performance.md
+//! cargo run --release -p kv-bench -- --only s3,object --merge target/kv-bench-full.json
 //! ```
 //!
 //! PostgreSQL rows need `KV_TEST_POSTGRES_URL`, S3 rows `KV_TEST_S3_ENDPOINT`
@@ -14,7 +15,9 @@
 //! values and random sequence; rates are medians over the workload's
 //! duration, latencies per operation. Writes a JSON report and an SVG chart
 //! of the ratios; `--docs FILE` also rewrites the part of FILE between
-//! `<!-- kv-bench:begin -->` and `<!-- kv-bench:end -->`.
+//! `<!-- kv-bench:begin -->` and `<!-- kv-bench:end -->`. `--merge FILE`
+//! keeps the rows of the systems this run does not measure from an earlier
+//! JSON report (ratios are only taken between rows of one run).
 #![deny(missing_docs)]
 
 mod report;
@@ -27,7 +30,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use serde::Serialize;
 
-use targets::{BoxError, Ours, RawObjects, RawSqlite, RawSqlx, Redb, Sled, Target, R};
+use targets::{BoxError, Cleanup, Ours, RawObjects, RawSqlite, RawSqlx, Redb, Sled, Target, R};
 
 /// Command-line options.
 #[derive(Debug, Parser)]
@@ -39,6 +42,15 @@ struct Args {
     /// Seconds each workload runs on each system (default 0.3 quick, 2 full).
     #[arg(long)]
     secs: Option<f64>,
+    /// Keys of the S3 data sets, at every value size (default 500 quick,
+    /// 100,000 full). The S3 server of the test setup (moto) answers one
+    /// request at a time, so loading takes minutes per 100,000 keys.
+    #[arg(long)]
+    s3_keys: Option<usize>,
+    /// Take the rows of the systems this run does not measure from an
+    /// earlier JSON report (e.g. a full run, when re-measuring only `s3`).
+    #[arg(long)]
+    merge: Option<PathBuf>,
     /// Only systems whose name contains one of these (comma-separated).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
@@ -142,6 +154,42 @@ impl Kind {
         }
     }
 
+    /// The kind of a system named by [`Kind::name`].
+    fn from_system(name: &str) -> R<Kind> {
+        Kind::SYSTEMS
+            .into_iter()
+            .find(|&(k, cached)| k.name(cached) == name)
+            .map(|(k, _)| k)
+            .ok_or_else(|| format!("unknown system {name:?}").into())
+    }
+
+    /// Every system, `(kind, cached)`, in the order they run and are listed.
+    const SYSTEMS: [(Kind, bool); 15] = [
+        (Kind::Memory, false),
+        (Kind::Engine, false),
+        (Kind::Sqlite, false),
+        (Kind::Memory, true),
+        (Kind::Engine, true),
+        (Kind::Sqlite, true),
+        (Kind::Sled, false),
+        (Kind::Redb, false),
+        (Kind::RawSqlite, false),
+        (Kind::Postgres, false),
+        (Kind::Postgres, true),
+        (Kind::RawSqlx, false),
+        (Kind::S3, false),
+        (Kind::S3, true),
+        (Kind::RawObjects, false),
+    ];
+
+    /// Where a system is listed (see [`Kind::SYSTEMS`]).
+    fn rank(system: &str) -> usize {
+        Kind::SYSTEMS
+            .iter()
+            .position(|&(k, cached)| k.name(cached) == system)
+            .unwrap_or(Kind::SYSTEMS.len())
+    }
+
     fn is_peer(self) -> bool {
         matches!(
             self,
@@ -196,6 +244,10 @@ pub struct Row {
     pub p99_us: f64,
     /// Ours / peer throughput, per peer of this system.
     pub ratios: Vec<(String, f64)>,
+    /// Taken from an earlier report (`--merge`): compared only with rows
+    /// of that report.
+    #[serde(skip)]
+    earlier: bool,
 }
 
 /// Services for the PostgreSQL and S3 rows.
@@ -243,30 +295,17 @@ async fn services() -> Services {
     Services { pg, s3 }
 }
 
-fn scenarios(quick: bool, sv: &Services) -> Vec<Scenario> {
-    let mut local: Vec<(Kind, bool)> = vec![
-        (Kind::Memory, false),
-        (Kind::Engine, false),
-        (Kind::Sqlite, false),
-        (Kind::Memory, true),
-        (Kind::Engine, true),
-        (Kind::Sqlite, true),
-        (Kind::Sled, false),
-        (Kind::Redb, false),
-        (Kind::RawSqlite, false),
-    ];
-    if sv.pg.is_some() {
-        local.extend([
-            (Kind::Postgres, false),
-            (Kind::Postgres, true),
-            (Kind::RawSqlx, false),
-        ]);
-    }
-    let s3: Vec<(Kind, bool)> = vec![
-        (Kind::S3, false),
-        (Kind::S3, true),
-        (Kind::RawObjects, false),
-    ];
+fn scenarios(quick: bool, s3_keys: Option<usize>, sv: &Services) -> Vec<Scenario> {
+    let on_s3 = |k: Kind| matches!(k, Kind::S3 | Kind::RawObjects);
+    let on_pg = |k: Kind| matches!(k, Kind::Postgres | Kind::RawSqlx);
+    let local: Vec<(Kind, bool)> = Kind::SYSTEMS
+        .into_iter()
+        .filter(|&(k, _)| !on_s3(k) && (sv.pg.is_some() || !on_pg(k)))
+        .collect();
+    let s3: Vec<(Kind, bool)> = Kind::SYSTEMS
+        .into_iter()
+        .filter(|&(k, _)| on_s3(k))
+        .collect();
     let embedded_1m: Vec<(Kind, bool)> = vec![
         (Kind::Memory, false),
         (Kind::Engine, false),
@@ -282,17 +321,21 @@ fn scenarios(quick: bool, sv: &Services) -> Vec<Scenario> {
     if quick {
         out.push(sc(100, 10_000, &local));
         if sv.s3.is_some() {
-            out.push(sc(100, 500, &s3));
+            out.push(sc(100, s3_keys.unwrap_or(500), &s3));
         }
     } else {
+        // 1,000,000 keys of 64 KiB would be 65 GB: more than this
+        // machine's memory (the memory backend) and free disk.
         out.push(sc(100, 100_000, &local));
         out.push(sc(100, 1_000_000, &embedded_1m));
         out.push(sc(1024, 100_000, &local));
+        out.push(sc(1024, 1_000_000, &embedded_1m));
         out.push(sc(65536, 100_000, &local));
         if sv.s3.is_some() {
-            out.push(sc(100, 2_000, &s3));
-            out.push(sc(1024, 2_000, &s3));
-            out.push(sc(65536, 500, &s3));
+            let keys = s3_keys.unwrap_or(100_000);
+            out.push(sc(100, keys, &s3));
+            out.push(sc(1024, keys, &s3));
+            out.push(sc(65536, keys, &s3));
         }
     }
     out
@@ -346,7 +389,7 @@ async fn open_system(
     };
     let ours = |toml: String| {
         let toml = format!("{toml}{cache}");
-        async move { Ours::open(&toml, None).await }
+        async move { Ours::open(&toml, Cleanup::Keys).await }
     };
     Ok(match kind {
         Kind::Memory => Arc::new(ours("[store]\nbackend = \"memory\"\n".into()).await?),
@@ -370,16 +413,15 @@ async fn open_system(
             let toml = format!(
                 "[store]\nbackend = \"postgres\"\n[postgres]\nurl = {url:?}\ntable = \"{unique}\"\npool_size = 8\n{cache}"
             );
-            Arc::new(Ours::open(&toml, Some((pool, unique))).await?)
+            Arc::new(Ours::open(&toml, Cleanup::Table(pool, unique)).await?)
         }
         Kind::S3 => {
             let (endpoint, bucket, region) = sv.s3.clone().ok_or("no S3")?;
-            Arc::new(
-                ours(format!(
-                    "[store]\nbackend = \"s3\"\n[s3]\nbucket = {bucket:?}\nprefix = \"{unique}\"\nendpoint = {endpoint:?}\nregion = {region:?}\n"
-                ))
-                .await?,
-            )
+            let toml = format!(
+                "[store]\nbackend = \"s3\"\n[s3]\nbucket = {bucket:?}\nprefix = \"{unique}\"\nendpoint = {endpoint:?}\nregion = {region:?}\n{cache}"
+            );
+            let objects = RawObjects::open(&endpoint, &bucket, &region, unique)?;
+            Arc::new(Ours::open(&toml, Cleanup::Objects(objects)).await?)
         }
         Kind::Sled => Arc::new(Sled::open(&dir.join(format!("{unique}-sled")))?),
         Kind::Redb => Arc::new(Redb::open(&dir.join(format!("{unique}.redb")))?),
@@ -502,6 +544,7 @@ fn add_ratios(rows: &mut [Row]) {
             let name = peer.name(false);
             if let Some(p) = snapshot.iter().find(|p| {
                 p.system == name
+                    && p.earlier == row.earlier
                     && p.workload == row.workload
                     && p.value_size == row.value_size
                     && p.keys == row.keys
@@ -520,7 +563,7 @@ async fn run(args: Args) -> R<()> {
     let dir = tempfile::tempdir()?;
     let started = Instant::now();
     let mut rows: Vec<Row> = Vec::new();
-    for sc in scenarios(args.quick, &sv) {
+    for sc in scenarios(args.quick, args.s3_keys, &sv) {
         for &(kind, cached) in &sc.systems {
             let name = kind.name(cached);
             if !args.only.is_empty() && !args.only.iter().any(|o| name.contains(o.as_str())) {
@@ -554,6 +597,7 @@ async fn run(args: Args) -> R<()> {
                     p50_us: percentile(&lat, 0.5),
                     p99_us: percentile(&lat, 0.99),
                     ratios: Vec::new(),
+                    earlier: false,
                 };
                 eprintln!(
                     "kv-bench:   {:<18} {:>12.0} ops/s  p50 {:>9.1} µs  p99 {:>9.1} µs",
@@ -566,6 +610,32 @@ async fn run(args: Args) -> R<()> {
             std::fs::remove_dir_all(&sys_dir)?;
         }
     }
+    let mut merged = None;
+    if let Some(file) = &args.merge {
+        let saved = report::Saved::read(file)?;
+        let mut kept: Vec<Row> = saved
+            .rows()?
+            .into_iter()
+            .filter(|old| !rows.iter().any(|new| new.system == old.system))
+            .collect();
+        let mut systems: Vec<String> = Vec::new();
+        for r in &kept {
+            if !systems.contains(&r.system) {
+                systems.push(r.system.clone());
+            }
+        }
+        merged = Some(report::Merged {
+            args: std::env::args().skip(1).collect(),
+            file: file.display().to_string(),
+            date: saved.date,
+            total_secs: saved.total_secs,
+            systems,
+        });
+        kept.append(&mut rows);
+        rows = kept;
+        // As one run would list them: by data set, then system.
+        rows.sort_by_key(|r| (r.value_size, r.keys, Kind::rank(&r.system)));
+    }
     add_ratios(&mut rows);
     let total = started.elapsed();
     let report = report::Report {
@@ -574,6 +644,7 @@ async fn run(args: Args) -> R<()> {
         date: report::today(),
         total_secs: total.as_secs_f64(),
         rows,
+        merged,
     };
     print!("{}", report.table());
     let target_dir = std::env::var_os("CARGO_TARGET_DIR")
@@ -611,5 +682,61 @@ async fn main() {
     if let Err(e) = run(args).await {
         eprintln!("kv-bench: error: {e}");
         std::process::exit(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(system: &str, earlier: bool, ops_per_sec: f64) -> Row {
+        Row {
+            system: system.into(),
+            peer: system.starts_with("raw"),
+            kind: Kind::from_system(system).unwrap_or_else(|e| panic!("{e}")),
+            workload: "get",
+            value_size: 100,
+            keys: 100_000,
+            ops: 1,
+            ops_per_sec,
+            p50_us: 1.0,
+            p99_us: 1.0,
+            ratios: Vec::new(),
+            earlier,
+        }
+    }
+
+    /// A merged report compares each system with the peer of its own run
+    /// only: a re-measured S3 row is not divided by an earlier peer row.
+    #[test]
+    fn ratios_pair_rows_of_the_same_run_only() {
+        let mut rows = vec![
+            row("sqlite", true, 80.0),
+            row("raw rusqlite", true, 100.0),
+            row("s3", false, 400.0),
+            row("raw object_store", true, 800.0),
+        ];
+        add_ratios(&mut rows);
+        assert_eq!(rows[0].ratios, vec![("raw rusqlite".to_owned(), 0.8)]);
+        assert!(rows[2].ratios.is_empty(), "{:?}", rows[2].ratios);
+        rows.push(row("raw object_store", false, 500.0));
+        for r in &mut rows {
+            r.ratios.clear();
+        }
+        add_ratios(&mut rows);
+        assert_eq!(rows[2].ratios, vec![("raw object_store".to_owned(), 0.8)]);
+    }
+
+    #[test]
+    fn every_system_name_reads_back_as_its_kind() {
+        for (i, (kind, cached)) in Kind::SYSTEMS.into_iter().enumerate() {
+            let name = kind.name(cached);
+            let got = Kind::from_system(&name).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(got, kind);
+            assert_eq!(Kind::rank(&name), i);
+        }
+        assert!(Kind::from_system("mysql").is_err());
+        assert!(Kind::from_system("cache+sled").is_err());
+        assert_eq!(Kind::rank("mysql"), Kind::SYSTEMS.len());
     }
 }

@@ -47,16 +47,28 @@ pub trait Target: Send + Sync {
 /// A store opened from a config, used only through `dyn KVStore`.
 pub struct Ours {
     store: Arc<dyn KVStore>,
-    /// For PostgreSQL: the pool and table to drop at the end.
-    pg_drop: Option<(sqlx::PgPool, String)>,
+    /// How the run's data is removed at the end, when not by the store.
+    cleanup: Cleanup,
+}
+
+/// What [`Ours::cleanup`] removes besides the store's keys.
+pub enum Cleanup {
+    /// Nothing: `delete_pattern("**")` removes it all.
+    Keys,
+    /// PostgreSQL: the pool and the table to drop.
+    Table(sqlx::PgPool, String),
+    /// S3: the objects under the store's prefix, removed in bulk. The
+    /// store's `delete_pattern` reads each object first (to count the live
+    /// keys it removes), which is minutes at 100,000 keys on moto.
+    Objects(RawObjects),
 }
 
 impl Ours {
     /// Opens the store a TOML config describes.
-    pub async fn open(toml: &str, pg_drop: Option<(sqlx::PgPool, String)>) -> R<Self> {
+    pub async fn open(toml: &str, cleanup: Cleanup) -> R<Self> {
         let config = StoreConfig::from_toml_str(toml, "kv-bench")?;
         let store = dataknobs_kv::open(&config).await?;
-        Ok(Ours { store, pg_drop })
+        Ok(Ours { store, cleanup })
     }
 }
 
@@ -100,9 +112,13 @@ impl Target for Ours {
         Ok(found.iter().filter(|v| v.is_some()).count())
     }
     async fn cleanup(&self) -> R<()> {
+        if let Cleanup::Objects(raw) = &self.cleanup {
+            self.store.close().await?;
+            return raw.remove_all().await;
+        }
         self.store.delete_pattern("**").await?;
         self.store.close().await?;
-        if let Some((pool, table)) = &self.pg_drop {
+        if let Cleanup::Table(pool, table) = &self.cleanup {
             let drop = format!("DROP TABLE IF EXISTS \"{table}\"");
             sqlx::query(sqlx::AssertSqlSafe(drop)).execute(pool).await?;
             sqlx::query("DELETE FROM kv_schema WHERE tbl = $1")
@@ -621,17 +637,23 @@ impl Target for RawObjects {
         Ok(found.into_iter().filter(|f| *f).count())
     }
     async fn cleanup(&self) -> R<()> {
+        self.remove_all().await
+    }
+}
+
+impl RawObjects {
+    /// Removes every object under the prefix: one LIST walk and bulk
+    /// deletes (up to 1,000 objects per request).
+    pub async fn remove_all(&self) -> R<()> {
         let prefix = object_store::path::Path::from(self.prefix.clone());
-        let metas: Vec<object_store::ObjectMeta> =
-            self.store.list(Some(&prefix)).try_collect().await?;
-        let store = &self.store;
-        stream::iter(metas)
-            .map(|m| async move {
-                use object_store::ObjectStoreExt;
-                store.delete(&m.location).await
-            })
-            .buffer_unordered(OBJECT_CONCURRENCY)
-            .try_collect::<Vec<()>>()
+        let locations = self
+            .store
+            .list(Some(&prefix))
+            .map_ok(|m| m.location)
+            .boxed();
+        self.store
+            .delete_stream(locations)
+            .try_collect::<Vec<_>>()
             .await?;
         Ok(())
     }
