@@ -559,6 +559,12 @@ fn add_ratios(rows: &mut [Row]) {
 
 async fn run(args: Args) -> R<()> {
     let secs = args.secs.unwrap_or(if args.quick { 0.3 } else { 2.0 });
+    // Read before measuring: a bad file fails the run at once, not after
+    // an hour of measurements.
+    let earlier = match &args.merge {
+        Some(file) => Some((file, report::Saved::read(file)?)),
+        None => None,
+    };
     let sv = services().await;
     let dir = tempfile::tempdir()?;
     let started = Instant::now();
@@ -611,25 +617,21 @@ async fn run(args: Args) -> R<()> {
         }
     }
     let mut merged = None;
-    if let Some(file) = &args.merge {
-        let saved = report::Saved::read(file)?;
+    if let Some((file, saved)) = earlier {
         let mut kept: Vec<Row> = saved
             .rows()?
             .into_iter()
             .filter(|old| !rows.iter().any(|new| new.system == old.system))
             .collect();
-        let mut systems: Vec<String> = Vec::new();
-        for r in &kept {
-            if !systems.contains(&r.system) {
-                systems.push(r.system.clone());
-            }
-        }
         merged = Some(report::Merged {
             args: std::env::args().skip(1).collect(),
             file: file.display().to_string(),
             date: saved.date,
             total_secs: saved.total_secs,
-            systems,
+            systems: report::systems_of(&kept)
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
         });
         kept.append(&mut rows);
         rows = kept;

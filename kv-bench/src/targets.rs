@@ -112,19 +112,21 @@ impl Target for Ours {
         Ok(found.iter().filter(|v| v.is_some()).count())
     }
     async fn cleanup(&self) -> R<()> {
-        if let Cleanup::Objects(raw) = &self.cleanup {
-            self.store.close().await?;
-            return raw.remove_all().await;
+        if !matches!(self.cleanup, Cleanup::Objects(_)) {
+            self.store.delete_pattern("**").await?;
         }
-        self.store.delete_pattern("**").await?;
         self.store.close().await?;
-        if let Cleanup::Table(pool, table) = &self.cleanup {
-            let drop = format!("DROP TABLE IF EXISTS \"{table}\"");
-            sqlx::query(sqlx::AssertSqlSafe(drop)).execute(pool).await?;
-            sqlx::query("DELETE FROM kv_schema WHERE tbl = $1")
-                .bind(table)
-                .execute(pool)
-                .await?;
+        match &self.cleanup {
+            Cleanup::Keys => {}
+            Cleanup::Table(pool, table) => {
+                let drop = format!("DROP TABLE IF EXISTS \"{table}\"");
+                sqlx::query(sqlx::AssertSqlSafe(drop)).execute(pool).await?;
+                sqlx::query("DELETE FROM kv_schema WHERE tbl = $1")
+                    .bind(table)
+                    .execute(pool)
+                    .await?;
+            }
+            Cleanup::Objects(raw) => raw.remove_all().await?,
         }
         Ok(())
     }
@@ -542,6 +544,22 @@ impl RawObjects {
             Err(e) => Err(e.into()),
         }
     }
+
+    /// Removes every object under the prefix: one LIST walk and bulk
+    /// deletes (up to 1,000 objects per request).
+    pub async fn remove_all(&self) -> R<()> {
+        let prefix = object_store::path::Path::from(self.prefix.clone());
+        let locations = self
+            .store
+            .list(Some(&prefix))
+            .map_ok(|m| m.location)
+            .boxed();
+        self.store
+            .delete_stream(locations)
+            .try_collect::<Vec<_>>()
+            .await?;
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -638,23 +656,5 @@ impl Target for RawObjects {
     }
     async fn cleanup(&self) -> R<()> {
         self.remove_all().await
-    }
-}
-
-impl RawObjects {
-    /// Removes every object under the prefix: one LIST walk and bulk
-    /// deletes (up to 1,000 objects per request).
-    pub async fn remove_all(&self) -> R<()> {
-        let prefix = object_store::path::Path::from(self.prefix.clone());
-        let locations = self
-            .store
-            .list(Some(&prefix))
-            .map_ok(|m| m.location)
-            .boxed();
-        self.store
-            .delete_stream(locations)
-            .try_collect::<Vec<_>>()
-            .await?;
-        Ok(())
     }
 }
