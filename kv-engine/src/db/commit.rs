@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use kv_core::Timestamp;
 
@@ -28,6 +28,9 @@ pub(crate) struct CommitState {
     leader: bool,
     /// Writers waiting for their records to become durable.
     waiting: usize,
+    /// How long the last fsync took: a leader gathers writers for at most
+    /// as long.
+    last_sync: Duration,
 }
 
 /// Group commit: the first waiter becomes the leader and fsyncs for
@@ -40,10 +43,11 @@ pub(crate) struct GroupCommit {
     active: AtomicUsize,
     /// Last sequence number appended to the WAL buffer.
     appended: AtomicU64,
-    /// Records the last fsync covered: the next leader waits (briefly) for
-    /// about as many before it syncs.
-    last_group: AtomicU64,
 }
+
+/// The longest a group-commit leader waits for other writers before its
+/// fsync.
+const MAX_GATHER: Duration = Duration::from_millis(1);
 
 /// Counts a durable writer in [`GroupCommit::active`] for its lifetime.
 struct ActiveWriter<'a>(&'a AtomicUsize);
@@ -422,36 +426,34 @@ impl Inner {
                 continue;
             }
             st.leader = true;
-            // Gather: when the last fsync covered several writers, they are
-            // likely on their way back with new records; wait a moment (a
-            // few yields, bounded) until about as many are appended, so one
-            // fsync covers them all. A lone writer never waits.
-            let target = self.commit.last_group.load(Ordering::Relaxed).max(1);
+            // Gather: every writer inside `commit_writes` has one record in
+            // flight, or is on its way back from the last group with its
+            // next one. Wait, yielding the core to them, until each has
+            // appended a record that the last fsync did not cover, so one
+            // fsync covers them all. A writer between two calls is not
+            // counted and catches the next group; a lone writer never waits;
+            // the wait is bounded by the duration of the last fsync.
             let before = st.durable;
-            let mut yields = 0;
+            let deadline = Instant::now() + st.last_sync.min(MAX_GATHER);
             while self
                 .commit
                 .appended
                 .load(Ordering::Acquire)
                 .saturating_sub(before)
-                < target
-                && self.commit.active.load(Ordering::Acquire) > 1
-                && yields < 64
+                < self.commit.active.load(Ordering::Acquire) as u64
+                && Instant::now() < deadline
             {
                 drop(st);
                 std::thread::yield_now();
                 st = self.commit.lock();
-                yields += 1;
             }
             drop(st);
+            let t0 = Instant::now();
             let synced = self.sync_now();
+            let took = t0.elapsed();
             st = self.commit.lock();
             st.leader = false;
-            if let Ok(upto) = synced {
-                self.commit
-                    .last_group
-                    .store(upto.saturating_sub(before), Ordering::Relaxed);
-            }
+            st.last_sync = took;
             self.commit.cv.notify_all();
             if let Err(e) = synced {
                 break Err(e);
