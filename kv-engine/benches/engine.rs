@@ -815,6 +815,60 @@ fn single_writes(
     Ok(())
 }
 
+/// Name of the disk-floor row's "engine": not a peer, and not in the
+/// like-for-like comparison.
+const DISK_FLOOR: &str = "disk floor";
+
+/// The disk's floor for a synced single write, measured beside the engines:
+/// one `pwrite` of a WAL record's size at the next offset of a sparse,
+/// preallocated file (as the engine's WAL segments are) and one
+/// `fdatasync`, `single_writes` times per round, nothing else.
+fn disk_floor(ctx: &mut Ctx, ds: &Dataset) -> R<()> {
+    let dir = tempfile::Builder::new()
+        .prefix("kvbench-floor-")
+        .tempdir_in(&ctx.cfg.base)?;
+    let n = ctx.cfg.single_writes;
+    // Key, value and about a record header's worth of framing.
+    let record = vec![0x5au8; 16 + ds.values.size + 24];
+    let mut rounds = Vec::new();
+    let (mut p50s, mut p99s) = (Vec::new(), Vec::new());
+    for round in 0..ctx.cfg.rounds {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .read(true)
+            .write(true)
+            .open(dir.path().join(format!("floor-{round}")))?;
+        file.set_len(((n * record.len()) as u64).next_multiple_of(4 << 20))?;
+        file.sync_all()?;
+        let mut lat = Vec::with_capacity(n);
+        let t0 = Instant::now();
+        for i in 0..n {
+            let t = Instant::now();
+            std::os::unix::fs::FileExt::write_all_at(&file, &record, (i * record.len()) as u64)?;
+            file.sync_data()?;
+            lat.push(t.elapsed());
+        }
+        let dt = t0.elapsed();
+        lat.sort_unstable();
+        rounds.push(n as f64 / dt.as_secs_f64());
+        p50s.push(pct(&lat, 0.50));
+        p99s.push(pct(&lat, 0.99));
+    }
+    let lat = Some((median(&p50s), median(&p99s)));
+    ctx.push(
+        &ds.name,
+        "durable",
+        ROW_SINGLE,
+        DISK_FLOOR,
+        Unit::OpsPerSec,
+        rounds,
+        lat,
+        format!("pwrite of {} B + fdatasync", record.len()),
+    );
+    Ok(())
+}
+
 fn concurrent_writes(
     ctx: &mut Ctx,
     e: &dyn Engine,
@@ -1222,7 +1276,7 @@ fn print_table(results: &[Res]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<44} {:<8} {:<6} {:>16} {:>10} {:>10} {:>10}  note",
+        "{:<44} {:<8} {:<10} {:>16} {:>10} {:>10} {:>10}  note",
         "row", "mode", "engine", "median", "p50", "p99", "ours/peer"
     );
     let mut groups: Vec<(String, &'static str, String)> = Vec::new();
@@ -1272,7 +1326,7 @@ fn print_table(results: &[Res]) -> String {
             }
             let _ = writeln!(
                 out,
-                "{:<44} {:<8} {:<6} {:>16} {:>10} {:>10} {:>10}  {}",
+                "{:<44} {:<8} {:<10} {:>16} {:>10} {:>10} {:>10}  {}",
                 row,
                 mode,
                 r.engine,
@@ -1396,11 +1450,20 @@ fn targets(results: &[Res], main: &str) -> Vec<(String, bool, String)> {
             );
         }
     }
+    let floor = val("durable", ROW_SINGLE, DISK_FLOOR);
     check(
         "single synced writes >= 8,000/s",
         val("durable", ROW_SINGLE, "ours"),
         &|v| v >= 8000.0,
-        &|v| format!("{v:.0} ops/s"),
+        &|v| {
+            match floor {
+            Some(f) => format!(
+                "{v:.0} ops/s; the disk floor (pwrite + fdatasync alone) {f:.0} ops/s, ours {:.2}x of it",
+                v / f
+            ),
+            None => format!("{v:.0} ops/s"),
+        }
+        },
     );
     if let (Some(a), Some(b)) = (
         val("durable", &format!("{ROW_CONC} x8"), "ours"),
@@ -1434,7 +1497,10 @@ fn targets(results: &[Res], main: &str) -> Vec<(String, bool, String)> {
     // Like-for-like rows: every row with ours and a peer, all data sets.
     let mut worse = Vec::new();
     let mut compared = 0;
-    for r in results.iter().filter(|r| r.engine != "ours") {
+    for r in results
+        .iter()
+        .filter(|r| r.engine != "ours" && r.engine != DISK_FLOOR)
+    {
         if let Some(o) = find(results, &r.dataset, r.mode, &r.row, "ours") {
             if let Some(x) = ratio(r.unit, o.value, r.value) {
                 compared += 1;
@@ -1582,6 +1648,9 @@ fn main() -> R<()> {
         if durable_rows.iter().any(|r| ctx.cfg.wants(r)) {
             for &k in &engines {
                 run_engine(&mut ctx, k, &ds, true)?;
+            }
+            if ctx.cfg.wants(ROW_SINGLE) {
+                disk_floor(&mut ctx, &ds)?;
             }
         }
         if nosync_rows.iter().any(|r| ctx.cfg.wants(r)) {
