@@ -463,6 +463,15 @@ impl Backend for CacheLayer {
         Ok(record)
     }
 
+    async fn read_for_set(&self, namespace: &str, key: &str) -> Result<Option<Record>> {
+        let now = self.now();
+        if let Some(hit) = self.lookup(namespace, key, now)? {
+            return Ok(hit.map(|r| (*r).clone()));
+        }
+        // The backend's answer may lack the value: it never fills the cache.
+        self.inner.read_for_set(namespace, key).await
+    }
+
     async fn read_value(&self, namespace: &str, key: &str) -> Result<Option<StoredValue>> {
         let now = self.now();
         if let Some(hit) = self.lookup(namespace, key, now)? {

@@ -20,7 +20,7 @@
 //! [`delete_range`](Backend::delete_range), [`count`](Backend::count),
 //! [`read_value`](Backend::read_value), [`scan_matching`](Backend::scan_matching),
 //! [`remove_expired`](Backend::remove_expired), [`scan_keys`](Backend::scan_keys),
-//! [`read_many`](Backend::read_many)) have default implementations on top of
+//! [`read_many`](Backend::read_many), [`read_for_set`](Backend::read_for_set)) have default implementations on top of
 //! the primitives, in [`crate::ops`]; a backend overrides them only with a
 //! native path that gives the same answers, which the conformance suite
 //! checks.
@@ -313,6 +313,21 @@ pub trait Backend: Send + Sync + fmt::Debug {
 
     /// The record stored under `key`, expired or not.
     async fn read(&self, namespace: &str, key: &str) -> Result<Option<Record>>;
+
+    /// The record under `key` as the start of a plain `set`, which replaces
+    /// the value and keeps the version, timestamps, TTL and metadata.
+    ///
+    /// Unlike [`read`](Self::read) it may answer from what this backend
+    /// last saw of the key (and leave `value` empty) instead of reading it,
+    /// provided that a [`write`](Self::write) conditioned on a version that
+    /// is no longer current fails with [`WriteOutcome::PreconditionFailed`]
+    /// and that the next call after such a failure reads afresh. The store
+    /// uses it only where a conditional write follows and validates the
+    /// answer; operations that decide from the record alone (`set_nx`, a
+    /// version-checked `set`) use `read`. The default reads.
+    async fn read_for_set(&self, namespace: &str, key: &str) -> Result<Option<Record>> {
+        self.read(namespace, key).await
+    }
 
     /// The value, checksum and expiry of the record under `key`: all a plain
     /// `get` needs, so backends can skip the metadata.

@@ -229,6 +229,16 @@ enum Step<T> {
     Done(T),
 }
 
+/// Where a read-modify-write gets the record it starts from.
+#[derive(Clone, Copy)]
+enum Start {
+    /// [`Backend::read`].
+    Read,
+    /// [`Backend::read_for_set`]: possibly what the backend last saw, with
+    /// the value left out; only for steps that always write.
+    ForSet,
+}
+
 impl Store {
     /// A builder over `backend` with the system clock and default options.
     pub fn builder(backend: Arc<dyn Backend>) -> StoreBuilder {
@@ -386,13 +396,29 @@ impl Store {
         &self,
         operation: &str,
         key: &str,
+        step: impl FnMut(Option<&Record>, Timestamp) -> Result<Step<T>> + Send,
+    ) -> Result<T> {
+        self.read_modify_write_from(Start::Read, operation, key, step)
+            .await
+    }
+
+    /// [`read_modify_write`](Self::read_modify_write) starting from `start`.
+    async fn read_modify_write_from<T>(
+        &self,
+        start: Start,
+        operation: &str,
+        key: &str,
         mut step: impl FnMut(Option<&Record>, Timestamp) -> Result<Step<T>> + Send,
     ) -> Result<T> {
         let mut retry = Retry::new();
         loop {
             crate::ops::page_break().await;
             let now = self.now();
-            let physical = self.backend_ref().read(&self.namespace, key).await?;
+            let backend = self.backend_ref();
+            let physical = match start {
+                Start::Read => backend.read(&self.namespace, key).await?,
+                Start::ForSet => backend.read_for_set(&self.namespace, key).await?,
+            };
             let precondition = physical
                 .as_ref()
                 .map_or(Precondition::Absent, |r| Precondition::Version(r.version()));
@@ -488,7 +514,15 @@ impl Store {
     async fn set_inner(&self, key: &str, value: Value, options: SetOptions) -> Result<bool> {
         let key = self.key(key)?;
         let prepared = self.prepare_set(&key, &value, &options)?;
-        self.read_modify_write("set", &key, |live, now| {
+        // A plain set always ends in a write conditioned on what it read,
+        // so it may start from what the backend last saw; `if_absent` and
+        // `if_version` can end without a write and need a real read.
+        let start = if options.if_absent || options.if_version.is_some() {
+            Start::Read
+        } else {
+            Start::ForSet
+        };
+        self.read_modify_write_from(start, "set", &key, |live, now| {
             if options.if_absent && live.is_some() {
                 return Ok(Step::Done(false));
             }
