@@ -14,27 +14,32 @@
 //! # Setup (the same for both sides)
 //!
 //! 1,000 keys `bench.k<4 digits>` with 100-character string values, written
-//! through `KVStore::set`. Ours and raw use **the same `Arc<dyn
-//! ObjectStore>`** (one HTTP client, one connection pool) and the same
-//! objects; they alternate within each round (the order flips every
-//! round) and every figure is the median of the rounds. Keys are picked by
-//! a fixed-seed xorshift.
+//! through `KVStore::set`, and 1,000 objects of the same size written by
+//! raw beside them (`raw-writes/`), which raw's writes go to. Ours and raw
+//! use **the same `Arc<dyn ObjectStore>`** (one HTTP client, one
+//! connection pool) and read the same objects; they alternate within each
+//! round (the order flips every round) and every figure is the median of
+//! the rounds. Keys are picked by a fixed-seed xorshift.
 //!
 //! # Rows
 //!
 //! | row | ours | raw |
 //! |---|---|---|
 //! | `get` | `KVStore::get` of a random key | `get(path).bytes()` of that key's object |
-//! | `set` | `KVStore::set` of a random existing key | `put` (Overwrite) of an encoded record of the same size to that object |
+//! | `set` | `KVStore::set` of a random existing key | `put` (Overwrite) of an encoded record of the same size to raw's object of that number |
 //! | `get_many 100` | `KVStore::get_many` of 100 random keys | 100 `get(path).bytes()`, 32 in flight, in order |
 //! | `keys 1,000` | `KVStore::keys("bench.**")` | `list` of the namespace folder (1,000 objects) |
 //!
-//! Context rows (no target) show what ours must do that a bare call does
-//! not: `set` against raw GET + `PutMode::Update` with the ETag (the
-//! store's read-modify-write keeps `version` and `created_at`, so it
-//! reads the key first), and `keys` against raw LIST + a GET of every
-//! listed object (expiry lives in the body, so listing live keys means
-//! reading them).
+//! Ours in the target rows is the backend that loaded the keys, so it has
+//! seen them (`S3Options::seen_objects`): a `set` is one `If-Match` PUT
+//! with the ETag it saw, and `keys` GETs only objects whose ETag in the
+//! LIST differs from the one it saw (those raw rewrote in the `set` rows).
+//! Context rows (no target) show what ours must do when it has not seen
+//! the objects — a fresh backend over the same objects, as a process
+//! starting up meets them: `set` reads the key first (a `KVStore` write
+//! keeps `version` and `created_at`), and `keys` GETs every object
+//! (expiry lives in the body) — and what raw does for the same: GET +
+//! `PutMode::Update` with the ETag, and LIST + a GET of every object.
 //!
 //! Targets (from the issue): ours ≥ 0.9 × raw, and `get_many` of 100 keys
 //! ≥ 5 × faster than 100 sequential `get`s.
@@ -54,7 +59,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{StreamExt, TryStreamExt};
-use kv_backend_s3::{S3Config, S3Store};
+use kv_backend_s3::{S3Config, S3Options, S3Store};
 use kv_core::{KVStore, Record, Store, Timestamp, Value, ValueType, DEFAULT_NAMESPACE};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
@@ -198,7 +203,13 @@ async fn run(endpoint: String, rounds: usize) {
         .buffer_unordered(16)
         .collect::<Vec<()>>()
         .await;
-    println!("loaded in {:.1} s", t.elapsed().as_secs_f64());
+    // Raw's writes go to objects of its own, the same size as ours, beside
+    // the namespace folder: writing into the objects ours lists would
+    // change their ETags under it, as another host's writes would (that
+    // case is the "not seen" rows).
+    let raw_paths: Vec<Path> = (0..KEYS)
+        .map(|i| Path::parse(format!("{prefix}/raw-writes/k{i:04}")).unwrap())
+        .collect();
     // A record body like the store's, for raw PUTs.
     let body = Record::new(
         DEFAULT_NAMESPACE,
@@ -209,11 +220,19 @@ async fn run(endpoint: String, rounds: usize) {
     )
     .encode_body()
     .unwrap();
+    futures_util::stream::iter(&raw_paths)
+        .map(|p| raw.put(p, PutPayload::from(body.clone())))
+        .buffer_unordered(16)
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap();
+    println!("loaded in {:.1} s", t.elapsed().as_secs_f64());
 
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let mut get = Row::new("get", Some(0.9));
     let mut set = Row::new("set", Some(0.9));
     let mut set_rmw = Row::new("set (raw GET + If-Match PUT)", None);
+    let mut set_cold = Row::new("set, keys the backend has not seen (raw blind PUT)", None);
     let mut many = Row::new("get_many 100", Some(0.9));
     let mut many_seq = Row::new(
         "get_many 100 (raw column: 100 sequential KVStore::get)",
@@ -221,6 +240,28 @@ async fn run(endpoint: String, rounds: usize) {
     );
     let mut keys = Row::new("keys 1,000 (raw LIST)", Some(0.9));
     let mut keys_get = Row::new("keys 1,000 (raw LIST + GET each)", None);
+    let mut keys_cold = Row::new(
+        "keys 1,000, objects the backend has not seen (raw LIST)",
+        None,
+    );
+    // A backend over the same objects that has seen none of them: what a
+    // process starting up, or one whose keys another host rewrote, meets.
+    let fresh = || async {
+        let b = S3Store::new(Arc::clone(&raw), S3Options::with_prefix(&prefix)).unwrap();
+        b.probe().await.unwrap();
+        Store::new(Arc::new(b))
+    };
+    // The fresh backends' `set`s go to keys of their own (namespace
+    // `cold`), so that they do not change the objects the loading backend
+    // lists under its feet.
+    futures_util::stream::iter(0..KEYS)
+        .map(|i| {
+            let cold = store.with_namespace("cold").unwrap();
+            async move { cold.set(&key(i), value(0, i)).await.unwrap() }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<()>>()
+        .await;
 
     for round in 0..rounds {
         let ours_first = round % 2 == 0;
@@ -259,10 +300,18 @@ async fn run(endpoint: String, rounds: usize) {
                     })
                     .await,
                 );
+                let cold = fresh().await.with_namespace("cold").unwrap();
+                set_cold.ours.push(
+                    per_op(picks.len(), |i| {
+                        let (store, k, v) = (&cold, key(picks[i]), value(round + 1, picks[i]));
+                        async move { store.set(&k, v).await.unwrap() }
+                    })
+                    .await,
+                );
             } else {
                 set.raw.push(
                     per_op(picks.len(), |i| {
-                        let (raw, p, b) = (&raw, &paths[picks[i]], body.clone());
+                        let (raw, p, b) = (&raw, &raw_paths[picks[i]], body.clone());
                         async move {
                             raw.put(p, PutPayload::from(b)).await.unwrap();
                         }
@@ -271,7 +320,7 @@ async fn run(endpoint: String, rounds: usize) {
                 );
                 set_rmw.raw.push(
                     per_op(picks.len(), |i| {
-                        let (raw, p, b) = (&raw, &paths[picks[i]], body.clone());
+                        let (raw, p, b) = (&raw, &raw_paths[picks[i]], body.clone());
                         async move {
                             let got = raw.get(p).await.unwrap();
                             let tag = UpdateVersion {
@@ -291,6 +340,7 @@ async fn run(endpoint: String, rounds: usize) {
             }
         }
         set_rmw.ours.push(*set.ours.last().unwrap());
+        set_cold.raw.push(*set.raw.last().unwrap());
         for side in [ours_first, !ours_first] {
             let picks: Vec<Vec<usize>> = (0..MANY_PER_ROUND)
                 .map(|_| (0..MANY).map(|_| rng.key()).collect())
@@ -352,6 +402,19 @@ async fn run(endpoint: String, rounds: usize) {
                     })
                     .await,
                 );
+                let mut cold = Vec::new();
+                for _ in 0..LISTS_PER_ROUND {
+                    cold.push(fresh().await);
+                }
+                keys_cold.ours.push(
+                    per_op(LISTS_PER_ROUND, |i| {
+                        let store = &cold[i];
+                        async move {
+                            assert_eq!(store.keys("bench.**").await.unwrap().len(), KEYS);
+                        }
+                    })
+                    .await,
+                );
             } else {
                 keys.raw.push(
                     per_op(LISTS_PER_ROUND, |_| {
@@ -385,13 +448,16 @@ async fn run(endpoint: String, rounds: usize) {
             }
         }
         keys_get.ours.push(*keys.ours.last().unwrap());
+        keys_cold.raw.push(*keys.raw.last().unwrap());
         println!("round {} of {rounds} done", round + 1);
     }
 
     println!();
     println!("| workload | ours (ms/op) | raw (ms/op) | raw ÷ ours | target | |");
     println!("|---|---:|---:|---:|---:|---|");
-    for row in [&get, &set, &set_rmw, &many, &many_seq, &keys, &keys_get] {
+    for row in [
+        &get, &set, &set_rmw, &set_cold, &many, &many_seq, &keys, &keys_get, &keys_cold,
+    ] {
         let (o, r) = (median(row.ours.clone()), median(row.raw.clone()));
         let ratio = r.as_secs_f64() / o.as_secs_f64();
         let (target, verdict) = match row.target {

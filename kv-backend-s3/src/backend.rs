@@ -6,7 +6,9 @@
 //! | `read_many` (`get_many`) | GETs, [`concurrency`](crate::S3Options::concurrency) at a time, in order |
 //! | `write(Any)` | PUT `Overwrite` |
 //! | `write(Absent)` (`set_nx`, first `set`) | PUT `Create` (`If-None-Match: *`) |
-//! | `write(Version(v))` (CAS, later `set`s, `increment`) | PUT `Update` with the ETag of the object holding version `v` (`If-Match`), from the ETag cache or a GET |
+//! | `read_for_set` (a plain `set`) | the record last seen on the object, when there is one and conditional PUTs are native; else as `read` |
+//! | `write(Version(v))` (CAS, later `set`s, `increment`) | PUT `Update` with the ETag of the object holding version `v` (`If-Match`), as last seen or from a GET |
+//! | `scan_keys` (`keys`, `count`) | LIST, then GETs of the objects not last seen with the ETag listed |
 //! | `delete` | GET (for the precondition and the expiry), then DELETE |
 //! | `scan` | LIST from the cursor (`start-after`), then GETs in parallel, in key order |
 //! | `delete_range` (`delete_pattern` on a prefix) | LIST + GETs (to count live keys) + bulk DELETE (`delete_stream`) |
@@ -28,15 +30,17 @@
 use std::fmt;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use futures_util::stream::{self, StreamExt, TryStreamExt};
+use futures_util::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{
-    ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, PutResult, UpdateVersion,
+    ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, PutResult,
+    UpdateVersion,
 };
 
 use kv_core::backend::{
@@ -51,9 +55,35 @@ use crate::error::{classify, map, Failure, BACKEND};
 use crate::layout::{Layout, ASSUMED_NAMESPACE_LEN};
 use crate::options::{S3Config, S3Options};
 
-/// Most `If-Match` attempts of one `write(Version(v))` while the object
-/// keeps changing under the same record version (access-time touches).
-const UPDATE_ATTEMPTS: u32 = 8;
+/// How long a listing stopped at the end of a page is kept for the call
+/// that asks for the next page.
+const CONTINUATION_TTL: Duration = Duration::from_secs(30);
+
+/// A listing stopped after `after`, the last key of a page, with what the
+/// object store returned next (`None`: the listing had ended). The next
+/// page of the same range picks it up instead of starting a LIST after
+/// `after`: one request fewer when the page ended exactly where the
+/// listing did, as a walk of 1,000 keys in pages of 1,000 does.
+struct Continuation {
+    namespace_path: Path,
+    range: KeyRange,
+    after: String,
+    rest: Option<Rest>,
+    at: Instant,
+}
+
+/// The next object of a listing and the listing after it.
+type Rest = (
+    ObjectMeta,
+    BoxStream<'static, object_store::Result<ObjectMeta>>,
+);
+
+/// One object of a listing.
+struct Listed {
+    key: String,
+    path: Path,
+    e_tag: Option<String>,
+}
 
 /// The object-store backend. Cheap to clone; clones share everything.
 #[derive(Clone)]
@@ -80,6 +110,8 @@ struct Inner {
     cas: Cas,
     closed: AtomicBool,
     counters: Counters,
+    /// The last listing stopped at the end of a page.
+    continuation: Mutex<Option<Continuation>>,
 }
 
 #[derive(Default)]
@@ -125,17 +157,24 @@ impl S3Store {
         if options.concurrency == 0 {
             return Err(Error::config("s3.concurrency", "must be at least 1"));
         }
+        if options.seen_objects == 0 {
+            return Err(Error::config(
+                "s3.seen_objects",
+                "must be at least 1: a conditional write takes its ETag from what was seen",
+            ));
+        }
         let layout = Layout::new(&options.prefix)?;
         Ok(S3Store {
             inner: Arc::new(Inner {
                 store_name: store.to_string(),
                 store,
                 layout,
+                cas: Cas::new(options.seen_objects),
                 options,
                 kind,
-                cas: Cas::new(),
                 closed: AtomicBool::new(false),
                 counters: Counters::default(),
+                continuation: Mutex::new(None),
             }),
         })
     }
@@ -307,6 +346,7 @@ impl S3Store {
             }
         };
         let record = Record::decode_body(namespace, key, &body)?;
+        self.inner.cas.remember(path, tag.clone(), &record);
         Ok(Some(Fetched { record, tag }))
     }
 
@@ -330,9 +370,9 @@ impl S3Store {
         }
     }
 
-    /// Records that `path` now holds `version` under the tag `put` returned.
-    fn written(&self, path: &Path, version: u64, put: PutResult) -> WriteOutcome {
-        self.inner.cas.remember(path, version, put.into());
+    /// Records that `path` now holds `record` under the tag `put` returned.
+    fn written(&self, path: &Path, record: &Record, put: PutResult) -> WriteOutcome {
+        self.inner.cas.remember(path, put.into(), record);
         WriteOutcome::Written
     }
 
@@ -350,7 +390,8 @@ impl S3Store {
         }
     }
 
-    /// `write(Version(v))` with `If-Match`.
+    /// `write(Version(v))` with `If-Match`: the ETag seen with version `v`,
+    /// or the object's current one when it holds `v`.
     async fn update(
         &self,
         record: &Record,
@@ -358,25 +399,22 @@ impl S3Store {
         body: &[u8],
         v: u64,
     ) -> Result<WriteOutcome> {
-        let mut tag = self.inner.cas.cached(path, v);
-        for _ in 0..UPDATE_ATTEMPTS {
-            let current = match tag.take() {
-                Some(t) => t,
-                None => match self.fetch(&record.namespace, &record.key, path).await? {
-                    None => return Ok(WriteOutcome::PreconditionFailed),
-                    Some(f) if f.record.version() != v => {
-                        return Ok(WriteOutcome::PreconditionFailed)
-                    }
-                    Some(f) => f.tag,
-                },
-            };
-            if let Some(put) = self.put(path, body, PutMode::Update(current)).await? {
-                return Ok(self.written(path, record.version(), put));
+        let tag = match self.inner.cas.cached(path, v) {
+            Some(t) => t,
+            None => match self.fetch(&record.namespace, &record.key, path).await? {
+                Some(f) if f.record.version() == v => f.tag,
+                _ => return Ok(WriteOutcome::PreconditionFailed),
+            },
+        };
+        match self.put(path, body, PutMode::Update(tag)).await? {
+            Some(put) => Ok(self.written(path, record, put)),
+            None => {
+                // Changed (or deleted) since it was seen: what the caller
+                // decided on is stale. It reads again and retries.
+                self.inner.cas.forget(path);
+                Ok(WriteOutcome::PreconditionFailed)
             }
-            // The object changed since its tag was seen; read it again.
-            self.inner.cas.forget(path);
         }
-        Ok(WriteOutcome::PreconditionFailed)
     }
 
     /// A conditional write under the process-local lock.
@@ -400,11 +438,11 @@ impl S3Store {
             PutMode::Overwrite
         };
         match self.put(path, body, mode).await {
-            Ok(Some(put)) => Ok(self.written(path, record.version(), put)),
+            Ok(Some(put)) => Ok(self.written(path, record, put)),
             Ok(None) => Ok(WriteOutcome::PreconditionFailed),
             Err(Error::Unsupported { .. }) => match self.put(path, body, PutMode::Overwrite).await?
             {
-                Some(put) => Ok(self.written(path, record.version(), put)),
+                Some(put) => Ok(self.written(path, record, put)),
                 None => Ok(WriteOutcome::PreconditionFailed),
             },
             Err(e) => Err(e),
@@ -419,23 +457,38 @@ impl S3Store {
         range: &KeyRange,
         after: Option<&str>,
         limit: usize,
-    ) -> Result<(Vec<(String, Path)>, bool)> {
+    ) -> Result<(Vec<Listed>, bool)> {
         let layout = &self.inner.layout;
         let offset = match range.lower_bound(after) {
             Bound::Unbounded => None,
             Bound::Included(k) => Some(layout.offset(namespace_path, k, false)),
             Bound::Excluded(k) => Some(layout.offset(namespace_path, k, true)),
         };
-        bump(&self.inner.counters.lists);
-        let mut listing = match &offset {
-            Some(o) => self.store().list_with_offset(Some(namespace_path), o),
-            None => self.store().list(Some(namespace_path)),
+        let ordered = self.inner.options.ordered_listing;
+        let resumed = match after {
+            Some(a) if ordered => self.resume(namespace_path, range, a),
+            _ => None,
+        };
+        let (mut pending, mut listing) = match resumed {
+            Some(None) => return Ok((Vec::new(), true)),
+            Some(Some((next, rest))) => (Some(next), rest),
+            None => {
+                bump(&self.inner.counters.lists);
+                let listing = match &offset {
+                    Some(o) => self.store().list_with_offset(Some(namespace_path), o),
+                    None => self.store().list(Some(namespace_path)),
+                };
+                (None, listing)
+            }
         };
         let wanted = |key: &str| range.contains(key) && after.is_none_or(|a| key > a);
-        let ordered = self.inner.options.ordered_listing;
         let mut out = Vec::new();
         loop {
-            let meta = match listing.next().await {
+            let next = match pending.take() {
+                Some(meta) => Some(Ok(meta)),
+                None => listing.next().await,
+            };
+            let meta = match next {
                 None => break,
                 Some(Ok(meta)) => meta,
                 Some(Err(e)) => match classify(e, self.name()) {
@@ -454,16 +507,36 @@ impl S3Store {
             if !wanted(&key) {
                 continue;
             }
-            out.push((key, meta.location));
+            out.push(Listed {
+                key,
+                path: meta.location,
+                e_tag: meta.e_tag,
+            });
             if ordered && out.len() >= limit {
-                return Ok((out, false));
+                // Look one object ahead: free when the listing ends here,
+                // the next page's request otherwise, which the next call
+                // then does not repeat.
+                let rest = match listing.next().await {
+                    None => None,
+                    Some(Ok(meta)) => Some((meta, listing)),
+                    Some(Err(_)) => return Ok((out, false)),
+                };
+                let ended = rest.is_none();
+                self.keep_continuation(Continuation {
+                    namespace_path: namespace_path.clone(),
+                    range: range.clone(),
+                    after: out.last().map(|l| l.key.clone()).unwrap_or_default(),
+                    rest,
+                    at: Instant::now(),
+                });
+                return Ok((out, ended));
             }
         }
         if ordered {
             return Ok((out, true));
         }
-        out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        out.dedup_by(|a, b| a.0 == b.0);
+        out.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+        out.dedup_by(|a, b| a.key == b.key);
         if out.len() > limit {
             out.truncate(limit);
             return Ok((out, false));
@@ -471,17 +544,39 @@ impl S3Store {
         Ok((out, true))
     }
 
+    /// The listing kept for the page after `after` of `range`, if any and
+    /// recent: `Some(None)` when it had ended.
+    fn resume(&self, namespace_path: &Path, range: &KeyRange, after: &str) -> Option<Option<Rest>> {
+        let mut slot = self.inner.continuation.lock().ok()?;
+        let fits = slot.as_ref().is_some_and(|c| {
+            c.after == after
+                && &c.namespace_path == namespace_path
+                && &c.range == range
+                && c.at.elapsed() < CONTINUATION_TTL
+        });
+        if !fits {
+            return None;
+        }
+        slot.take().map(|c| c.rest)
+    }
+
+    fn keep_continuation(&self, c: Continuation) {
+        if let Ok(mut slot) = self.inner.continuation.lock() {
+            *slot = Some(c);
+        }
+    }
+
     /// GETs the listed objects, `concurrency` at a time, in order; `None`
     /// for objects gone since they were listed.
     async fn fetch_all(
         &self,
         namespace: &str,
-        entries: Vec<(String, Path)>,
+        entries: Vec<Listed>,
     ) -> Result<Vec<Option<(Path, Fetched)>>> {
         stream::iter(entries)
-            .map(|(key, path)| async move {
-                let fetched = self.fetch(namespace, &key, &path).await?;
-                Ok::<_, Error>(fetched.map(|f| (path, f)))
+            .map(|e| async move {
+                let fetched = self.fetch(namespace, &e.key, &e.path).await?;
+                Ok::<_, Error>(fetched.map(|f| (e.path, f)))
             })
             .buffered(self.inner.options.concurrency)
             .try_collect()
@@ -503,7 +598,7 @@ impl S3Store {
             let (entries, exhausted) = self
                 .list_range(&ns_path, range, cursor.as_deref(), limit - out.len())
                 .await?;
-            cursor = entries.last().map(|(k, _)| k.clone());
+            cursor = entries.last().map(|e| e.key.clone());
             out.extend(
                 self.fetch_all(namespace, entries)
                     .await?
@@ -634,13 +729,22 @@ impl Backend for S3Store {
         let Some(path) = self.inner.layout.object_path(namespace, key)? else {
             return Ok(None);
         };
-        let Some(f) = self.fetch(namespace, key, &path).await? else {
+        Ok(self.fetch(namespace, key, &path).await?.map(|f| f.record))
+    }
+
+    async fn read_for_set(&self, namespace: &str, key: &str) -> Result<Option<Record>> {
+        self.check_open()?;
+        let Some(path) = self.inner.layout.object_path(namespace, key)? else {
             return Ok(None);
         };
-        // A read of one key usually precedes a conditional write of it
-        // (the store's read-modify-write loop): keep the tag for it.
-        self.inner.cas.remember(&path, f.record.version(), f.tag);
-        Ok(Some(f.record))
+        // Only where the write that follows is an `If-Match` on the ETag
+        // seen (see the `cas` module docs).
+        if matches!(self.inner.cas.known(), Some(CasMode::Native)) {
+            if let Some(head) = self.inner.cas.head(&path) {
+                return Ok(Some(head));
+            }
+        }
+        Ok(self.fetch(namespace, key, &path).await?.map(|f| f.record))
     }
 
     async fn read_many(&self, namespace: &str, keys: &[String]) -> Result<Vec<Option<Record>>> {
@@ -673,7 +777,7 @@ impl Backend for S3Store {
         match (self.cas_mode().await?, precondition) {
             (CasMode::Local, p) => self.write_locked(&record, &path, &body, p).await,
             (_, Precondition::Any) => match self.put(&path, &body, PutMode::Overwrite).await? {
-                Some(put) => Ok(self.written(&path, record.version(), put)),
+                Some(put) => Ok(self.written(&path, &record, put)),
                 None => Err(Error::backend(
                     BACKEND,
                     true,
@@ -693,7 +797,7 @@ impl Backend for S3Store {
             }),
             (CasMode::Native, Precondition::Absent) => {
                 match self.put(&path, &body, PutMode::Create).await? {
-                    Some(put) => Ok(self.written(&path, record.version(), put)),
+                    Some(put) => Ok(self.written(&path, &record, put)),
                     None => Ok(WriteOutcome::PreconditionFailed),
                 }
             }
@@ -755,17 +859,47 @@ impl Backend for S3Store {
         limit: usize,
     ) -> Result<Vec<KeyInfo>> {
         // Expiry and version live in the body: a LIST alone cannot say
-        // which keys are live.
-        Ok(self
-            .scan(namespace, range, after, limit)
-            .await?
-            .into_iter()
-            .map(|r| KeyInfo {
-                expires_at: r.meta.expires_at,
-                version: r.meta.version,
-                key: r.key,
-            })
-            .collect())
+        // which keys are live. An object still carrying the ETag it was
+        // last seen with holds the record seen; only the others are read.
+        self.check_open()?;
+        let info = |r: Record| KeyInfo {
+            expires_at: r.meta.expires_at,
+            version: r.meta.version,
+            key: r.key,
+        };
+        let ns_path = self.inner.layout.namespace_path(namespace)?;
+        let mut out = Vec::new();
+        let mut cursor = after.map(str::to_owned);
+        while out.len() < limit {
+            let (entries, exhausted) = self
+                .list_range(&ns_path, range, cursor.as_deref(), limit - out.len())
+                .await?;
+            cursor = entries.last().map(|e| e.key.clone());
+            let page: Vec<Option<KeyInfo>> = stream::iter(entries)
+                .map(|e| async move {
+                    let seen = e
+                        .e_tag
+                        .as_deref()
+                        .and_then(|t| self.inner.cas.head_if_tagged(&e.path, t));
+                    Ok::<_, Error>(match seen {
+                        Some(head) => Some(info(head)),
+                        None => self
+                            .fetch(namespace, &e.key, &e.path)
+                            .await?
+                            .map(|f| info(f.record)),
+                    })
+                })
+                .buffered(self.inner.options.concurrency)
+                .try_collect()
+                .await?;
+            out.extend(page.into_iter().flatten());
+            // An object deleted between LIST and GET leaves a short page:
+            // list again after it, so a short result always means the end.
+            if exhausted || cursor.is_none() {
+                break;
+            }
+        }
+        Ok(out)
     }
 
     async fn remove_expired(&self, namespace: Option<&str>, now: Timestamp) -> Result<u64> {

@@ -1,5 +1,5 @@
-//! How conditional writes are made atomic: the probe, the ETag cache and
-//! the process-local fallback lock.
+//! How conditional writes are made atomic: the probe, what was seen of
+//! each object and the process-local fallback lock.
 //!
 //! **The probe.** Before the first conditional write (or on
 //! [`S3Store::probe`](crate::S3Store::probe)) the backend checks that the
@@ -25,19 +25,31 @@
 //! (sharded mutexes) held across read-check-write, **atomic within this
 //! process only**.
 //!
-//! **The ETag cache.** A read remembers which ETag carried which record
-//! version, so `write(Version(v))` right after `read` (the store's
-//! read-modify-write loop) sends its `If-Match` without a second GET. A
-//! stale entry only costs that GET: when `If-Match` fails the object is
-//! read again, and the write is retried with the fresh ETag if the version
-//! still matches.
+//! **What was seen.** The backend remembers, per object, the ETag it last
+//! saw and the record it carried, without the value (bounded by
+//! [`S3Options::seen_objects`](crate::S3Options::seen_objects)). Three
+//! things use it, and none trusts it blindly:
+//!
+//! - `write(Version(v))` sends the ETag seen with version `v` as
+//!   `If-Match` without reading the object first;
+//! - a plain `set` starts from the record seen
+//!   ([`Backend::read_for_set`](kv_core::Backend::read_for_set)), so it is
+//!   one conditional PUT instead of a GET and a PUT;
+//! - `keys` and `count` take expiry and version from the record seen when
+//!   the LIST shows the object still carries the ETag seen, and GET only
+//!   the others.
+//!
+//! An ETag names one content of one object, so a match proves the entry
+//! current. When another writer has changed the object since, `If-Match`
+//! fails: the entry is dropped and the write reports
+//! `PreconditionFailed`, and the store's read-modify-write loop reads the
+//! object afresh and tries again.
 
-use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::Arc;
 
-use kv_core::Error;
+use kv_core::{Error, Record};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
 
@@ -60,15 +72,13 @@ pub(crate) enum CasMode {
 
 /// Lock shards of the local fallback.
 const LOCK_SHARDS: usize = 256;
-/// Shards of the ETag cache, and entries per shard before it is cleared.
-const CACHE_SHARDS: usize = 16;
-const CACHE_PER_SHARD: usize = 1024;
 
-/// A remembered ETag: the object carrying it held this record version.
-#[derive(Debug, Clone)]
-struct Tagged {
-    version: u64,
+/// What was last seen on an object: its ETag (or version) and its record
+/// without the value.
+#[derive(Debug)]
+struct Seen {
     tag: UpdateVersion,
+    head: Record,
 }
 
 /// Per-backend state of conditional writes.
@@ -76,20 +86,19 @@ struct Tagged {
 pub(crate) struct Cas {
     mode: tokio::sync::OnceCell<CasMode>,
     locks: Vec<tokio::sync::Mutex<()>>,
-    tags: Vec<Mutex<HashMap<Path, Tagged>>>,
+    seen: quick_cache::sync::Cache<Path, Arc<Seen>>,
     hasher: std::collections::hash_map::RandomState,
 }
 
 impl Cas {
-    pub(crate) fn new() -> Cas {
+    /// State for a backend remembering up to `seen_objects` objects.
+    pub(crate) fn new(seen_objects: usize) -> Cas {
         Cas {
             mode: tokio::sync::OnceCell::new(),
             locks: (0..LOCK_SHARDS)
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
-            tags: (0..CACHE_SHARDS)
-                .map(|_| Mutex::new(HashMap::new()))
-                .collect(),
+            seen: quick_cache::sync::Cache::new(seen_objects.max(1)),
             hasher: std::collections::hash_map::RandomState::new(),
         }
     }
@@ -126,37 +135,49 @@ impl Cas {
         self.locks[self.hash(path) % LOCK_SHARDS].lock().await
     }
 
-    fn shard(&self, path: &Path) -> &Mutex<HashMap<Path, Tagged>> {
-        &self.tags[(self.hash(path) / LOCK_SHARDS) % CACHE_SHARDS]
+    fn seen(&self, path: &Path) -> Option<Arc<Seen>> {
+        self.seen.get(path)
     }
 
     /// The ETag last seen on `path` with record version `version`.
     pub(crate) fn cached(&self, path: &Path, version: u64) -> Option<UpdateVersion> {
-        let shard = self.shard(path).lock().ok()?;
-        shard
-            .get(path)
-            .filter(|t| t.version == version)
-            .map(|t| t.tag.clone())
+        self.seen(path)
+            .filter(|s| s.head.meta.version == version)
+            .map(|s| s.tag.clone())
     }
 
-    /// Remembers that the object at `path` with this tag holds `version`.
-    pub(crate) fn remember(&self, path: &Path, version: u64, tag: UpdateVersion) {
+    /// The record last seen on `path`, without its value.
+    pub(crate) fn head(&self, path: &Path) -> Option<Record> {
+        self.seen(path).map(|s| s.head.clone())
+    }
+
+    /// The record last seen on `path` (without its value) if the object
+    /// still carries `e_tag`, as a listing says.
+    pub(crate) fn head_if_tagged(&self, path: &Path, e_tag: &str) -> Option<Record> {
+        self.seen(path)
+            .filter(|s| s.tag.e_tag.as_deref() == Some(e_tag))
+            .map(|s| s.head.clone())
+    }
+
+    /// Remembers that the object at `path` with this tag holds `record`.
+    pub(crate) fn remember(&self, path: &Path, tag: UpdateVersion, record: &Record) {
         if tag.e_tag.is_none() && tag.version.is_none() {
+            self.seen.remove(path);
             return;
         }
-        if let Ok(mut shard) = self.shard(path).lock() {
-            if shard.len() >= CACHE_PER_SHARD && !shard.contains_key(path) {
-                shard.clear();
-            }
-            shard.insert(path.clone(), Tagged { version, tag });
-        }
+        let head = Record {
+            namespace: record.namespace.clone(),
+            key: record.key.clone(),
+            value: Vec::new(),
+            meta: record.meta.clone(),
+            user: record.user.clone(),
+        };
+        self.seen.insert(path.clone(), Arc::new(Seen { tag, head }));
     }
 
     /// Forgets what was seen on `path`.
     pub(crate) fn forget(&self, path: &Path) {
-        if let Ok(mut shard) = self.shard(path).lock() {
-            shard.remove(path);
-        }
+        self.seen.remove(path);
     }
 }
 

@@ -39,8 +39,8 @@
 //! - [`layout`]: object names ↔ namespaces and keys, length limits.
 //! - [`options`]: [`S3Options`] and [`S3Config`] (secrets never printed).
 //! - `error`: object-store errors mapped in one place.
-//! - [`cas`]: conditional PUTs — the probe, the ETag cache, the
-//!   process-local fallback lock.
+//! - [`cas`]: conditional PUTs — the probe, what was seen of each object
+//!   (ETag and record), the process-local fallback lock.
 //! - [`backend`]: [`S3Store`], the `kv_core::Backend` implementation.
 //!
 //! ## Atomicity
@@ -62,13 +62,15 @@
 //! - Keys up to [`S3Store::max_key_len`] bytes; namespaces up to
 //!   [`layout::MAX_NAMESPACE_LEN`] (191) bytes, so a namespace is one path
 //!   segment on any file system.
-//! - `get` is one GET; `set`, `increment` and CAS are a GET and a
-//!   conditional PUT (the ETag cache saves a second GET); `get_many` runs
-//!   [`S3Options::concurrency`] GETs at a time.
+//! - `get` is one GET; `increment` and CAS are a GET and a conditional
+//!   PUT; a `set` is one conditional PUT when the backend has seen the
+//!   key in its current form ([`S3Options::seen_objects`]), else a GET and
+//!   a PUT; `get_many` runs [`S3Options::concurrency`] GETs at a time.
 //! - Expiry, version and metadata live in the object body, which a LIST
-//!   does not return: `keys`, `count`, scans and pattern operations LIST
-//!   the key range *and GET every object in it* (in parallel). Keep
-//!   pattern operations to narrow prefixes on large buckets.
+//!   does not return: scans and pattern operations LIST the key range *and
+//!   GET every object in it* (in parallel); `keys` and `count` GET those
+//!   the backend has not seen with the ETag the LIST shows. Keep pattern
+//!   operations to narrow prefixes on large buckets.
 //! - Expired objects stay stored (invisible to every read) until
 //!   `cleanup_expired` removes them.
 #![deny(missing_docs)]

@@ -33,6 +33,15 @@ pub struct S3Options {
     /// Most requests in flight for one scan, `read_many` or bulk delete.
     /// Default 32.
     pub concurrency: usize,
+    /// Objects whose last-seen ETag and record (without the value) the
+    /// backend remembers, so that a `set` of a key it has seen is one
+    /// conditional PUT instead of a GET and a PUT, and `keys` GETs only
+    /// objects whose ETag changed (see [`cas`](crate::cas)). An entry
+    /// holds the object's path, ETag, key and metadata. Another writer's
+    /// change is never missed: it changes the ETag. At least 1 (every
+    /// conditional write takes its `If-Match` ETag from here, or reads the
+    /// object again); default 65,536.
+    pub seen_objects: usize,
 }
 
 impl Default for S3Options {
@@ -42,6 +51,7 @@ impl Default for S3Options {
             ordered_listing: true,
             allow_local_locking: false,
             concurrency: 32,
+            seen_objects: 65_536,
         }
     }
 }
@@ -70,6 +80,12 @@ impl S3Options {
     /// Sets [`concurrency`](Self::concurrency).
     pub fn concurrency(mut self, n: usize) -> Self {
         self.concurrency = n;
+        self
+    }
+
+    /// Sets [`seen_objects`](Self::seen_objects).
+    pub fn seen_objects(mut self, n: usize) -> Self {
+        self.seen_objects = n;
         self
     }
 }
