@@ -20,10 +20,12 @@
 //! [`delete_range`](Backend::delete_range), [`count`](Backend::count),
 //! [`read_value`](Backend::read_value), [`scan_matching`](Backend::scan_matching),
 //! [`remove_expired`](Backend::remove_expired), [`scan_keys`](Backend::scan_keys),
-//! [`read_many`](Backend::read_many), [`read_for_set`](Backend::read_for_set)) have default implementations on top of
+//! [`read_many`](Backend::read_many)) have default implementations on top of
 //! the primitives, in [`crate::ops`]; a backend overrides them only with a
 //! native path that gives the same answers, which the conformance suite
-//! checks.
+//! checks. [`read_for_set`](Backend::read_for_set) (default: `read`) is
+//! the one allowed to answer from what the backend last saw, because the
+//! conditional write after it checks the answer.
 
 use std::collections::BTreeMap;
 use std::fmt;
