@@ -52,7 +52,10 @@
 //! parallel at a latency of 10–50 ms a request. A second table runs
 //! `get_many` against 100 sequential `get`s over `object_store`'s
 //! `InMemory` behind its `ThrottledStore` with 10 ms per GET — what the
-//! same code does when the server is not the bottleneck.
+//! same code does when the server is not the bottleneck. A third runs the
+//! same against the test server itself behind a TCP proxy in this process
+//! that holds each request 10 ms before passing it on (network latency to
+//! a server that is still serial).
 #![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
@@ -176,15 +179,7 @@ async fn run(endpoint: String, rounds: usize) {
             .unwrap()
             .as_millis()
     );
-    let config = S3Config::new(env("KV_TEST_S3_BUCKET", "kv-test"))
-        .prefix(&prefix)
-        .endpoint(&endpoint)
-        .region(env("AWS_REGION", "us-east-1"))
-        .credentials(
-            env("AWS_ACCESS_KEY_ID", "testing"),
-            env("AWS_SECRET_ACCESS_KEY", "testing"),
-        );
-    let backend = S3Store::s3(config).unwrap();
+    let backend = S3Store::s3(config(&endpoint, &prefix)).unwrap();
     let raw: Arc<dyn ObjectStore> = Arc::clone(backend.object_store());
     let paths: Vec<Path> = (0..KEYS)
         .map(|i| backend.object_path(DEFAULT_NAMESPACE, &key(i)).unwrap())
@@ -477,6 +472,7 @@ async fn run(endpoint: String, rounds: usize) {
     println!("backend counters: {:?}", stats.backend.fields);
 
     simulated_latency(rounds).await;
+    over_latency_proxy(&endpoint, &prefix, rounds).await;
 
     let locations = raw
         .list(Some(&Path::parse(&prefix).unwrap()))
@@ -510,6 +506,94 @@ async fn simulated_latency(rounds: usize) {
         .buffer_unordered(32)
         .collect::<Vec<()>>()
         .await;
+    let row = get_many_vs_sequential(&store, rounds).await;
+    print_speedup(
+        "Simulated latency: InMemory behind ThrottledStore, 10 ms per GET / PUT / LIST call",
+        &row,
+    );
+}
+
+/// The test server behind [`latency_proxy`] (10 ms per request): the same
+/// comparison as [`simulated_latency`] through the real HTTP client and
+/// server. Objects under `{prefix}-proxy`, removed at the end.
+async fn over_latency_proxy(endpoint: &str, prefix: &str, rounds: usize) {
+    let Some(upstream) = endpoint.strip_prefix("http://") else {
+        println!("\nlatency proxy: skipped (the endpoint is not plain http://)");
+        return;
+    };
+    let proxy = latency_proxy(upstream.trim_end_matches('/').to_owned(), PROXY_DELAY).await;
+    let prefix = format!("{prefix}-proxy");
+    let backend = S3Store::s3(config(&format!("http://{proxy}"), &prefix)).unwrap();
+    let raw = Arc::clone(backend.object_store());
+    let store = Store::new(Arc::new(backend));
+    futures_util::stream::iter(0..MANY)
+        .map(|i| {
+            let store = store.clone();
+            async move { store.set(&key(i), value(0, i)).await.unwrap() }
+        })
+        .buffer_unordered(32)
+        .collect::<Vec<()>>()
+        .await;
+    let row = get_many_vs_sequential(&store, rounds).await;
+    print_speedup(
+        "The test server behind a proxy that holds each request 10 ms",
+        &row,
+    );
+    let locations = raw
+        .list(Some(&Path::parse(&prefix).unwrap()))
+        .map_ok(|m| m.location)
+        .boxed();
+    raw.delete_stream(locations)
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap();
+}
+
+/// How long [`latency_proxy`] holds each request.
+const PROXY_DELAY: Duration = Duration::from_millis(10);
+
+/// A TCP proxy to `upstream` (`host:port`) that holds everything a client
+/// sends for `delay` before passing it on, so each request reaches the
+/// server `delay` late, as over a network; answers pass straight back.
+/// Returns the proxy's address.
+async fn latency_proxy(upstream: String, delay: Duration) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let upstream = upstream.clone();
+            tokio::spawn(async move {
+                let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
+                    return;
+                };
+                let _ = (client.set_nodelay(true), server.set_nodelay(true));
+                let (mut from_client, mut to_client) = client.into_split();
+                let (mut from_server, mut to_server) = server.into_split();
+                let requests = async move {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    while let Ok(n @ 1..) = from_client.read(&mut buf).await {
+                        tokio::time::sleep(delay).await;
+                        if to_server.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                    let _ = to_server.shutdown().await;
+                };
+                let answers = async move {
+                    let _ = tokio::io::copy(&mut from_server, &mut to_client).await;
+                    let _ = to_client.shutdown().await;
+                };
+                tokio::join!(requests, answers);
+            });
+        }
+    });
+    addr
+}
+
+/// `get_many` of the first [`MANY`] keys against as many sequential
+/// `get`s of them, once per round.
+async fn get_many_vs_sequential(store: &Store, rounds: usize) -> Row {
     let keys: Vec<String> = (0..MANY).map(key).collect();
     let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
     let mut row = Row::new(
@@ -531,10 +615,14 @@ async fn simulated_latency(rounds: usize) {
         }
         row.raw.push(t.elapsed());
     }
+    row
+}
+
+fn print_speedup(title: &str, row: &Row) {
     let (o, r) = (median(row.ours.clone()), median(row.raw.clone()));
     let ratio = r.as_secs_f64() / o.as_secs_f64();
     println!();
-    println!("Simulated latency: InMemory behind ThrottledStore, 10 ms per GET / PUT / LIST call");
+    println!("{title}");
     println!();
     println!("| workload | get_many (ms) | sequential (ms) | speed-up | target | |");
     println!("|---|---:|---:|---:|---:|---|");
@@ -544,4 +632,16 @@ async fn simulated_latency(rounds: usize) {
         ms(r),
         if ratio >= 5.0 { "met" } else { "MISSED" }
     );
+}
+
+/// The test server's config under `prefix`.
+fn config(endpoint: &str, prefix: &str) -> S3Config {
+    S3Config::new(env("KV_TEST_S3_BUCKET", "kv-test"))
+        .prefix(prefix)
+        .endpoint(endpoint)
+        .region(env("AWS_REGION", "us-east-1"))
+        .credentials(
+            env("AWS_ACCESS_KEY_ID", "testing"),
+            env("AWS_SECRET_ACCESS_KEY", "testing"),
+        )
 }
