@@ -792,24 +792,12 @@ fn single_writes(
 ) -> R<()> {
     let n = ctx.cfg.single_writes;
     let compactions0 = e.compactions();
-    let mut rounds = Vec::new();
-    let (mut p50s, mut p99s) = (Vec::new(), Vec::new());
+    let mut timed = Vec::new();
     for round in 0..ctx.cfg.rounds {
         let ks = keys(1000 + round as u64, n);
-        let mut lat = Vec::with_capacity(n);
-        let t0 = Instant::now();
-        for (i, k) in ks.iter().enumerate() {
-            let t = Instant::now();
-            e.put(k, ds.values.get(i))?;
-            lat.push(t.elapsed());
-        }
-        let dt = t0.elapsed();
-        lat.sort_unstable();
-        rounds.push(n as f64 / dt.as_secs_f64());
-        p50s.push(pct(&lat, 0.50));
-        p99s.push(pct(&lat, 0.99));
+        timed.push(timed_round(n, |i| e.put(&ks[i], ds.values.get(i)))?);
     }
-    let lat = Some((median(&p50s), median(&p99s)));
+    let (rounds, lat) = rates_and_latency(&timed);
     // A background compaction (the load passed `max_wal_size`) writes its
     // snapshot to the same disk; say when one was running.
     let note = match (compactions0, e.compactions()) {
@@ -832,6 +820,35 @@ fn single_writes(
     Ok(())
 }
 
+/// One timed round of `n` writes, `write(i)` each: the rate, and the p50
+/// and p99 latency in µs.
+fn timed_round(n: usize, mut write: impl FnMut(usize) -> R<()>) -> R<(f64, f64, f64)> {
+    let mut lat = Vec::with_capacity(n);
+    let t0 = Instant::now();
+    for i in 0..n {
+        let t = Instant::now();
+        write(i)?;
+        lat.push(t.elapsed());
+    }
+    let dt = t0.elapsed();
+    lat.sort_unstable();
+    Ok((
+        n as f64 / dt.as_secs_f64(),
+        pct(&lat, 0.50),
+        pct(&lat, 0.99),
+    ))
+}
+
+/// The rates of [`timed_round`]s, and the medians of their p50 and p99.
+fn rates_and_latency(timed: &[(f64, f64, f64)]) -> (Vec<f64>, Option<(f64, f64)>) {
+    let p50s: Vec<f64> = timed.iter().map(|t| t.1).collect();
+    let p99s: Vec<f64> = timed.iter().map(|t| t.2).collect();
+    (
+        timed.iter().map(|t| t.0).collect(),
+        Some((median(&p50s), median(&p99s))),
+    )
+}
+
 /// Name of the disk-floor row's "engine": not a peer, and not in the
 /// like-for-like comparison.
 const DISK_FLOOR: &str = "disk floor";
@@ -847,8 +864,7 @@ fn disk_floor(ctx: &mut Ctx, ds: &Dataset) -> R<()> {
     let n = ctx.cfg.single_writes;
     // Key, value and about a record header's worth of framing.
     let record = vec![0x5au8; 16 + ds.values.size + 24];
-    let mut rounds = Vec::new();
-    let (mut p50s, mut p99s) = (Vec::new(), Vec::new());
+    let mut timed = Vec::new();
     for round in 0..ctx.cfg.rounds {
         let file = std::fs::OpenOptions::new()
             .create(true)
@@ -858,21 +874,12 @@ fn disk_floor(ctx: &mut Ctx, ds: &Dataset) -> R<()> {
             .open(dir.path().join(format!("floor-{round}")))?;
         file.set_len(((n * record.len()) as u64).next_multiple_of(4 << 20))?;
         file.sync_all()?;
-        let mut lat = Vec::with_capacity(n);
-        let t0 = Instant::now();
-        for i in 0..n {
-            let t = Instant::now();
+        timed.push(timed_round(n, |i| {
             std::os::unix::fs::FileExt::write_all_at(&file, &record, (i * record.len()) as u64)?;
-            file.sync_data()?;
-            lat.push(t.elapsed());
-        }
-        let dt = t0.elapsed();
-        lat.sort_unstable();
-        rounds.push(n as f64 / dt.as_secs_f64());
-        p50s.push(pct(&lat, 0.50));
-        p99s.push(pct(&lat, 0.99));
+            Ok(file.sync_data()?)
+        })?);
     }
-    let lat = Some((median(&p50s), median(&p99s)));
+    let (rounds, lat) = rates_and_latency(&timed);
     ctx.push(
         &ds.name,
         "durable",

@@ -22,12 +22,9 @@ use crate::workers::Signal;
 
 use super::{to_expiry, Write, CLOSED, OPEN, POISONED};
 
+/// What the group-commit lock guards besides the condvar protocol.
 #[derive(Debug, Default)]
 pub(crate) struct CommitState {
-    durable: u64,
-    leader: bool,
-    /// Writers waiting for their records to become durable.
-    waiting: usize,
     /// How long the last fsync took: a leader gathers writers for at most
     /// as long.
     last_sync: Duration,
@@ -43,9 +40,12 @@ pub(crate) struct GroupCommit {
     active: AtomicUsize,
     /// Last sequence number appended to the WAL buffer.
     appended: AtomicU64,
-    /// `CommitState::durable`, for waiters polling without the lock.
+    /// Every record up to this sequence number is durable. Changed under
+    /// the state lock (so a waiter that checks it there cannot miss the
+    /// wake-up), read without it by waiters polling for an fsync's end.
     durable: AtomicU64,
-    /// `CommitState::leader`, likewise.
+    /// A writer is leading an fsync; changed under the state lock, like
+    /// `durable`.
     leading: AtomicBool,
 }
 
@@ -76,9 +76,8 @@ impl GroupCommit {
 
     /// Marks everything up to `seq` durable.
     pub(crate) fn mark_durable(&self, seq: u64) {
-        let mut st = self.lock();
-        st.durable = st.durable.max(seq);
-        self.durable.store(st.durable, Ordering::Release);
+        let st = self.lock();
+        self.durable.fetch_max(seq, Ordering::AcqRel);
         drop(st);
         self.cv.notify_all();
     }
@@ -417,36 +416,32 @@ impl Inner {
     /// Waits until record `seq` is durable, leading an fsync when nobody
     /// else is.
     pub(crate) fn wait_durable(&self, seq: u64) -> Result<()> {
-        let mut st = self.commit.lock();
-        st.waiting += 1;
-        let result = loop {
-            if let Err(e) = self.check_open() {
-                break Err(e);
+        let commit = &self.commit;
+        let durable = || commit.durable.load(Ordering::Acquire);
+        let leading = || commit.leading.load(Ordering::Acquire);
+        let mut st = commit.lock();
+        loop {
+            self.check_open()?;
+            if durable() >= seq {
+                return Ok(());
             }
-            if st.durable >= seq {
-                break Ok(());
-            }
-            if st.leader {
+            if leading() {
                 // Poll (yielding) while the leader's fsync runs: the cores
                 // are idle during it, and a poller sees it end without a
                 // futex wake-up, which costs tens of microseconds on a VM.
                 // Bounded by twice the last fsync; then sleep.
                 let until = Instant::now() + 2 * st.last_sync.min(MAX_GATHER);
                 drop(st);
-                while self.commit.durable.load(Ordering::Acquire) < seq
-                    && self.commit.leading.load(Ordering::Acquire)
-                    && Instant::now() < until
-                {
+                while durable() < seq && leading() && Instant::now() < until {
                     std::thread::yield_now();
                 }
-                st = self.commit.lock();
-                if st.leader && st.durable < seq && self.check_open().is_ok() {
-                    st = self.commit.cv.wait(st).unwrap_or_else(|e| e.into_inner());
+                st = commit.lock();
+                if leading() && durable() < seq && self.check_open().is_ok() {
+                    st = commit.cv.wait(st).unwrap_or_else(|e| e.into_inner());
                 }
                 continue;
             }
-            st.leader = true;
-            self.commit.leading.store(true, Ordering::Release);
+            commit.leading.store(true, Ordering::Release);
             // Gather: every writer inside `commit_writes` has one record in
             // flight, or is on its way back from the last group with its
             // next one. Wait, yielding the core to them, until each has
@@ -454,34 +449,26 @@ impl Inner {
             // fsync covers them all. A writer between two calls is not
             // counted and catches the next group; a lone writer never waits;
             // the wait is bounded by the duration of the last fsync.
-            let before = st.durable;
+            let before = durable();
             let deadline = Instant::now() + st.last_sync.min(MAX_GATHER);
-            while self
-                .commit
+            drop(st);
+            while commit
                 .appended
                 .load(Ordering::Acquire)
                 .saturating_sub(before)
-                < self.commit.active.load(Ordering::Acquire) as u64
+                < commit.active.load(Ordering::Acquire) as u64
                 && Instant::now() < deadline
             {
-                drop(st);
                 std::thread::yield_now();
-                st = self.commit.lock();
             }
-            drop(st);
             let t0 = Instant::now();
             let synced = self.sync_now();
             let took = t0.elapsed();
-            st = self.commit.lock();
-            st.leader = false;
-            self.commit.leading.store(false, Ordering::Release);
+            st = commit.lock();
+            commit.leading.store(false, Ordering::Release);
             st.last_sync = took;
-            self.commit.cv.notify_all();
-            if let Err(e) = synced {
-                break Err(e);
-            }
-        };
-        st.waiting -= 1;
-        result
+            commit.cv.notify_all();
+            synced?;
+        }
     }
 }
