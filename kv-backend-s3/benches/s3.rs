@@ -58,11 +58,14 @@
 //! a server that is still serial).
 #![allow(clippy::unwrap_used)]
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{StreamExt, TryStreamExt};
-use kv_backend_s3::{S3Config, S3Options, S3Store};
+use kv_backend_s3::{S3Options, S3Store};
 use kv_core::{KVStore, Record, Store, Timestamp, Value, ValueType, DEFAULT_NAMESPACE};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
@@ -74,13 +77,6 @@ const SETS_PER_ROUND: usize = 50;
 const MANY: usize = 100;
 const MANY_PER_ROUND: usize = 5;
 const LISTS_PER_ROUND: usize = 2;
-
-fn env(name: &str, default: &str) -> String {
-    std::env::var(name)
-        .ok()
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| default.to_owned())
-}
 
 /// Fixed-seed xorshift.
 struct Rng(u64);
@@ -179,7 +175,7 @@ async fn run(endpoint: String, rounds: usize) {
             .unwrap()
             .as_millis()
     );
-    let backend = S3Store::s3(config(&endpoint, &prefix)).unwrap();
+    let backend = S3Store::s3(common::config(&endpoint, &prefix)).unwrap();
     let raw: Arc<dyn ObjectStore> = Arc::clone(backend.object_store());
     let paths: Vec<Path> = (0..KEYS)
         .map(|i| backend.object_path(DEFAULT_NAMESPACE, &key(i)).unwrap())
@@ -190,14 +186,7 @@ async fn run(endpoint: String, rounds: usize) {
 
     println!("s3 bench: {endpoint}, prefix {prefix}, {KEYS} keys of {VALUE_LEN} characters, {rounds} rounds");
     let t = Instant::now();
-    futures_util::stream::iter(0..KEYS)
-        .map(|i| {
-            let store = store.clone();
-            async move { store.set(&key(i), value(0, i)).await.unwrap() }
-        })
-        .buffer_unordered(16)
-        .collect::<Vec<()>>()
-        .await;
+    fill(&store, KEYS, 16).await;
     // Raw's writes go to objects of its own, the same size as ours, beside
     // the namespace folder: writing into the objects ours lists would
     // change their ETags under it, as another host's writes would (that
@@ -249,14 +238,7 @@ async fn run(endpoint: String, rounds: usize) {
     // The fresh backends' `set`s go to keys of their own (namespace
     // `cold`), so that they do not change the objects the loading backend
     // lists under its feet.
-    futures_util::stream::iter(0..KEYS)
-        .map(|i| {
-            let cold = store.with_namespace("cold").unwrap();
-            async move { cold.set(&key(i), value(0, i)).await.unwrap() }
-        })
-        .buffer_unordered(16)
-        .collect::<Vec<()>>()
-        .await;
+    fill(&store.with_namespace("cold").unwrap(), KEYS, 16).await;
 
     for round in 0..rounds {
         let ours_first = round % 2 == 0;
@@ -474,14 +456,7 @@ async fn run(endpoint: String, rounds: usize) {
     simulated_latency(rounds).await;
     over_latency_proxy(&endpoint, &prefix, rounds).await;
 
-    let locations = raw
-        .list(Some(&Path::parse(&prefix).unwrap()))
-        .map_ok(|m| m.location)
-        .boxed();
-    raw.delete_stream(locations)
-        .try_collect::<Vec<_>>()
-        .await
-        .unwrap();
+    common::remove_prefix(&raw, &prefix).await;
 }
 
 /// `get_many` of 100 keys against 100 sequential `get`s, over an in-memory
@@ -498,14 +473,7 @@ async fn simulated_latency(rounds: usize) {
     let objects: Arc<dyn ObjectStore> = Arc::new(ThrottledStore::new(InMemory::new(), config));
     let backend = S3Store::new(objects, kv_backend_s3::S3Options::default()).unwrap();
     let store = Store::new(Arc::new(backend));
-    futures_util::stream::iter(0..MANY)
-        .map(|i| {
-            let store = store.clone();
-            async move { store.set(&key(i), value(0, i)).await.unwrap() }
-        })
-        .buffer_unordered(32)
-        .collect::<Vec<()>>()
-        .await;
+    fill(&store, MANY, 32).await;
     let row = get_many_vs_sequential(&store, rounds).await;
     print_speedup(
         "Simulated latency: InMemory behind ThrottledStore, 10 ms per GET / PUT / LIST call",
@@ -523,30 +491,25 @@ async fn over_latency_proxy(endpoint: &str, prefix: &str, rounds: usize) {
     };
     let proxy = latency_proxy(upstream.trim_end_matches('/').to_owned(), PROXY_DELAY).await;
     let prefix = format!("{prefix}-proxy");
-    let backend = S3Store::s3(config(&format!("http://{proxy}"), &prefix)).unwrap();
+    let backend = S3Store::s3(common::config(&format!("http://{proxy}"), &prefix)).unwrap();
     let raw = Arc::clone(backend.object_store());
     let store = Store::new(Arc::new(backend));
-    futures_util::stream::iter(0..MANY)
-        .map(|i| {
-            let store = store.clone();
-            async move { store.set(&key(i), value(0, i)).await.unwrap() }
-        })
-        .buffer_unordered(32)
-        .collect::<Vec<()>>()
-        .await;
+    fill(&store, MANY, 32).await;
     let row = get_many_vs_sequential(&store, rounds).await;
     print_speedup(
         "The test server behind a proxy that holds each request 10 ms",
         &row,
     );
-    let locations = raw
-        .list(Some(&Path::parse(&prefix).unwrap()))
-        .map_ok(|m| m.location)
-        .boxed();
-    raw.delete_stream(locations)
-        .try_collect::<Vec<_>>()
-        .await
-        .unwrap();
+    common::remove_prefix(&raw, &prefix).await;
+}
+
+/// Sets keys `0..n` to their round-0 values, `in_flight` at a time.
+async fn fill(store: &Store, n: usize, in_flight: usize) {
+    futures_util::stream::iter(0..n)
+        .map(|i| async move { store.set(&key(i), value(0, i)).await.unwrap() })
+        .buffer_unordered(in_flight)
+        .collect::<Vec<()>>()
+        .await;
 }
 
 /// How long [`latency_proxy`] holds each request.
@@ -632,16 +595,4 @@ fn print_speedup(title: &str, row: &Row) {
         ms(r),
         if ratio >= 5.0 { "met" } else { "MISSED" }
     );
-}
-
-/// The test server's config under `prefix`.
-fn config(endpoint: &str, prefix: &str) -> S3Config {
-    S3Config::new(env("KV_TEST_S3_BUCKET", "kv-test"))
-        .prefix(prefix)
-        .endpoint(endpoint)
-        .region(env("AWS_REGION", "us-east-1"))
-        .credentials(
-            env("AWS_ACCESS_KEY_ID", "testing"),
-            env("AWS_SECRET_ACCESS_KEY", "testing"),
-        )
 }

@@ -28,6 +28,7 @@
 //! shows; every other path of the store uses conditional PUTs.
 
 use std::fmt;
+use std::future::Future;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -566,21 +567,43 @@ impl S3Store {
         }
     }
 
-    /// GETs the listed objects, `concurrency` at a time, in order; `None`
-    /// for objects gone since they were listed.
-    async fn fetch_all(
+    /// Up to `limit` answers of `read` for the objects in `range` after
+    /// `after`, listed page by page and read `concurrency` at a time, in
+    /// key order; `read` gives `None` for an object gone since it was
+    /// listed.
+    async fn scan_listed<T, F, Fut>(
         &self,
         namespace: &str,
-        entries: Vec<Listed>,
-    ) -> Result<Vec<Option<(Path, Fetched)>>> {
-        stream::iter(entries)
-            .map(|e| async move {
-                let fetched = self.fetch(namespace, &e.key, &e.path).await?;
-                Ok::<_, Error>(fetched.map(|f| (e.path, f)))
-            })
-            .buffered(self.inner.options.concurrency)
-            .try_collect()
-            .await
+        range: &KeyRange,
+        after: Option<&str>,
+        limit: usize,
+        read: F,
+    ) -> Result<Vec<T>>
+    where
+        F: Fn(Listed) -> Fut,
+        Fut: Future<Output = Result<Option<T>>>,
+    {
+        let ns_path = self.inner.layout.namespace_path(namespace)?;
+        let mut out = Vec::new();
+        let mut cursor = after.map(str::to_owned);
+        while out.len() < limit {
+            let (entries, exhausted) = self
+                .list_range(&ns_path, range, cursor.as_deref(), limit - out.len())
+                .await?;
+            cursor = entries.last().map(|e| e.key.clone());
+            let page: Vec<Option<T>> = stream::iter(entries)
+                .map(&read)
+                .buffered(self.inner.options.concurrency)
+                .try_collect()
+                .await?;
+            out.extend(page.into_iter().flatten());
+            // An object deleted between LIST and GET leaves a short page:
+            // list again after it, so a short result always means the end.
+            if exhausted || cursor.is_none() {
+                break;
+            }
+        }
+        Ok(out)
     }
 
     /// Up to `limit` records in `range` after `after`, with their paths.
@@ -591,27 +614,11 @@ impl S3Store {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<(Path, Fetched)>> {
-        let ns_path = self.inner.layout.namespace_path(namespace)?;
-        let mut out = Vec::new();
-        let mut cursor = after.map(str::to_owned);
-        while out.len() < limit {
-            let (entries, exhausted) = self
-                .list_range(&ns_path, range, cursor.as_deref(), limit - out.len())
-                .await?;
-            cursor = entries.last().map(|e| e.key.clone());
-            out.extend(
-                self.fetch_all(namespace, entries)
-                    .await?
-                    .into_iter()
-                    .flatten(),
-            );
-            // An object deleted between LIST and GET leaves a short page:
-            // list again after it, so a short result always means the end.
-            if exhausted || cursor.is_none() {
-                break;
-            }
-        }
-        Ok(out)
+        self.scan_listed(namespace, range, after, limit, |e| async move {
+            let fetched = self.fetch(namespace, &e.key, &e.path).await?;
+            Ok(fetched.map(|f| (e.path, f)))
+        })
+        .await
     }
 
     /// Deletes `paths` with the store's bulk delete; returns how many
@@ -867,39 +874,20 @@ impl Backend for S3Store {
             version: r.meta.version,
             key: r.key,
         };
-        let ns_path = self.inner.layout.namespace_path(namespace)?;
-        let mut out = Vec::new();
-        let mut cursor = after.map(str::to_owned);
-        while out.len() < limit {
-            let (entries, exhausted) = self
-                .list_range(&ns_path, range, cursor.as_deref(), limit - out.len())
-                .await?;
-            cursor = entries.last().map(|e| e.key.clone());
-            let page: Vec<Option<KeyInfo>> = stream::iter(entries)
-                .map(|e| async move {
-                    let seen = e
-                        .e_tag
-                        .as_deref()
-                        .and_then(|t| self.inner.cas.head_if_tagged(&e.path, t));
-                    Ok::<_, Error>(match seen {
-                        Some(head) => Some(info(head)),
-                        None => self
-                            .fetch(namespace, &e.key, &e.path)
-                            .await?
-                            .map(|f| info(f.record)),
-                    })
-                })
-                .buffered(self.inner.options.concurrency)
-                .try_collect()
-                .await?;
-            out.extend(page.into_iter().flatten());
-            // An object deleted between LIST and GET leaves a short page:
-            // list again after it, so a short result always means the end.
-            if exhausted || cursor.is_none() {
-                break;
-            }
-        }
-        Ok(out)
+        self.scan_listed(namespace, range, after, limit, |e| async move {
+            let seen = e
+                .e_tag
+                .as_deref()
+                .and_then(|t| self.inner.cas.head_if_tagged(&e.path, t));
+            Ok(match seen {
+                Some(head) => Some(info(head)),
+                None => self
+                    .fetch(namespace, &e.key, &e.path)
+                    .await?
+                    .map(|f| info(f.record)),
+            })
+        })
+        .await
     }
 
     async fn remove_expired(&self, namespace: Option<&str>, now: Timestamp) -> Result<u64> {

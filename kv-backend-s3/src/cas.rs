@@ -98,7 +98,7 @@ impl Cas {
             locks: (0..LOCK_SHARDS)
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
-            seen: quick_cache::sync::Cache::new(seen_objects.max(1)),
+            seen: quick_cache::sync::Cache::new(seen_objects),
             hasher: std::collections::hash_map::RandomState::new(),
         }
     }
