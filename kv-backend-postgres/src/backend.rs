@@ -19,7 +19,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::Row;
 
 use kv_core::backend::{
@@ -288,6 +288,16 @@ impl PgStore {
     }
 }
 
+/// Converts every row, into a vector allocated once (a `collect` of
+/// `Result`s cannot size it up front).
+fn each_row<T>(rows: &[PgRow], mut convert: impl FnMut(&PgRow) -> Result<T>) -> Result<Vec<T>> {
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        out.push(convert(row)?);
+    }
+    Ok(out)
+}
+
 fn outcome(changed: u64) -> WriteOutcome {
     if changed == 1 {
         WriteOutcome::Written
@@ -321,7 +331,7 @@ impl Backend for PgStore {
     async fn read(&self, namespace: &str, key: &str) -> Result<Option<Record>> {
         let row = retry(self.attempts(), || {
             q(&self.inner.sql.read)
-                .bind(namespace.to_owned())
+                .bind(namespace)
                 .bind(key.to_owned())
                 .fetch_optional(&self.inner.pool)
         })
@@ -333,7 +343,7 @@ impl Backend for PgStore {
     async fn read_value(&self, namespace: &str, key: &str) -> Result<Option<StoredValue>> {
         let row = retry(self.attempts(), || {
             q(&self.inner.sql.read_value)
-                .bind(namespace.to_owned())
+                .bind(namespace)
                 .bind(key.to_owned())
                 .fetch_optional(&self.inner.pool)
         })
@@ -357,7 +367,7 @@ impl Backend for PgStore {
         }
         let rows = retry(self.attempts(), || {
             q(&self.inner.sql.read_many)
-                .bind(namespace.to_owned())
+                .bind(namespace)
                 .bind(keys.to_vec())
                 .fetch_all(&self.inner.pool)
         })
@@ -405,7 +415,7 @@ impl Backend for PgStore {
         let pool = &self.inner.pool;
         let gone: Option<Option<i64>> = match precondition {
             Precondition::Version(v) => q(&sql.delete_version)
-                .bind(namespace.to_owned())
+                .bind(namespace)
                 .bind(key.to_owned())
                 .bind(i64::try_from(v).unwrap_or(i64::MAX))
                 .fetch_optional(pool)
@@ -415,7 +425,7 @@ impl Backend for PgStore {
                 .transpose()
                 .map_err(map)?,
             _ => q(&sql.delete)
-                .bind(namespace.to_owned())
+                .bind(namespace)
                 .bind(key.to_owned())
                 .fetch_optional(pool)
                 .await
@@ -431,7 +441,7 @@ impl Backend for PgStore {
         }
         if matches!(precondition, Precondition::Version(_)) {
             let exists = q(&sql.exists)
-                .bind(namespace.to_owned())
+                .bind(namespace)
                 .bind(key.to_owned())
                 .fetch_optional(pool)
                 .await
@@ -451,25 +461,19 @@ impl Backend for PgStore {
         limit: usize,
     ) -> Result<Vec<Record>> {
         let range = Range::new(range, after);
-        let (text, n) = self
-            .inner
-            .sql
-            .ranged(&format!("SELECT key, {COLUMNS}"), &range, "", "");
-        let text: Text = format!("{text}ORDER BY key LIMIT ${n}").into();
+        let text = self.inner.sql.scan.text(&range);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = retry(self.attempts(), || {
             range
-                .bind(q(&text).bind(namespace.to_owned()))
+                .bind(q(text).bind(namespace))
                 .bind(limit)
                 .fetch_all(&self.inner.pool)
         })
         .await?;
-        rows.iter()
-            .map(|r| {
-                let key: String = r.try_get(0).map_err(map)?;
-                record_from_row(namespace, key, r, 1)
-            })
-            .collect()
+        each_row(&rows, |r| {
+            let key: String = r.try_get(0).map_err(map)?;
+            record_from_row(namespace, key, r, 1)
+        })
     }
 
     async fn scan_keys(
@@ -480,31 +484,25 @@ impl Backend for PgStore {
         limit: usize,
     ) -> Result<Vec<KeyInfo>> {
         let range = Range::new(range, after);
-        let (text, n) = self
-            .inner
-            .sql
-            .ranged("SELECT key, expires_at, version", &range, "", "");
-        let text: Text = format!("{text}ORDER BY key LIMIT ${n}").into();
+        let text = self.inner.sql.scan_keys.text(&range);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = retry(self.attempts(), || {
             range
-                .bind(q(&text).bind(namespace.to_owned()))
+                .bind(q(text).bind(namespace))
                 .bind(limit)
                 .fetch_all(&self.inner.pool)
         })
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(KeyInfo {
-                    key: r.try_get(0).map_err(map)?,
-                    expires_at: r
-                        .try_get::<Option<i64>, _>(1)
-                        .map_err(map)?
-                        .map(Timestamp::from_millis),
-                    version: u64::try_from(r.try_get::<i64, _>(2).map_err(map)?).unwrap_or(0),
-                })
+        each_row(&rows, |r| {
+            Ok(KeyInfo {
+                key: r.try_get(0).map_err(map)?,
+                expires_at: r
+                    .try_get::<Option<i64>, _>(1)
+                    .map_err(map)?
+                    .map(Timestamp::from_millis),
+                version: u64::try_from(r.try_get::<i64, _>(2).map_err(map)?).unwrap_or(0),
             })
-            .collect()
+        })
     }
 
     async fn scan_matching(
@@ -527,21 +525,15 @@ impl Backend for PgStore {
         let text: Text = format!("{text}ORDER BY key LIMIT ${}", n + params).into();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = retry(self.attempts(), || {
-            bind_filter(
-                range.bind(q(&text).bind(namespace.to_owned())),
-                &contains,
-                &exists,
-            )
-            .bind(limit)
-            .fetch_all(&self.inner.pool)
+            bind_filter(range.bind(q(&text).bind(namespace)), &contains, &exists)
+                .bind(limit)
+                .fetch_all(&self.inner.pool)
         })
         .await?;
-        rows.iter()
-            .map(|r| {
-                let key: String = r.try_get(0).map_err(map)?;
-                record_from_row(namespace, key, r, 1)
-            })
-            .collect()
+        each_row(&rows, |r| {
+            let key: String = r.try_get(0).map_err(map)?;
+            record_from_row(namespace, key, r, 1)
+        })
     }
 
     async fn apply(&self, ops: Vec<BatchOp>) -> Result<BatchOutcome> {
@@ -622,7 +614,7 @@ impl Backend for PgStore {
         let text: Text = text.into();
         let row = retry(self.attempts(), || {
             range
-                .bind(q(&text).bind(namespace.to_owned()))
+                .bind(q(&text).bind(namespace))
                 .bind(now.as_millis())
                 .fetch_one(&self.inner.pool)
         })
@@ -655,7 +647,7 @@ impl Backend for PgStore {
             .ranged("DELETE", &range, "", "RETURNING expires_at");
         let text: Text = text.into();
         let rows = range
-            .bind(q(&text).bind(namespace.to_owned()))
+            .bind(q(&text).bind(namespace))
             .fetch_all(&self.inner.pool)
             .await
             .map_err(map)?;
@@ -681,7 +673,7 @@ impl Backend for PgStore {
         for _ in 0..16 {
             let mut tx = self.inner.pool.begin().await.map_err(map)?;
             let current = q(&sql.version_for_update)
-                .bind(namespace.to_owned())
+                .bind(namespace)
                 .bind(key.to_owned())
                 .fetch_optional(&mut *tx)
                 .await
@@ -725,9 +717,7 @@ impl Backend for PgStore {
             q(&self.inner.sql.namespaces).fetch_all(&self.inner.pool)
         })
         .await?;
-        rows.iter()
-            .map(|r| r.try_get::<String, _>(0).map_err(map))
-            .collect()
+        each_row(&rows, |r| r.try_get::<String, _>(0).map_err(map))
     }
 
     async fn compact(&self) -> Result<()> {

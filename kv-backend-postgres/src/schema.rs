@@ -94,6 +94,34 @@ pub(crate) struct Sql {
     pub remove_expired: Text,
     pub remove_expired_ns: Text,
     pub namespaces: Text,
+    /// `Backend::scan`'s page: `SELECT key, <COLUMNS> … ORDER BY key LIMIT`.
+    pub scan: Paged,
+    /// `Backend::scan_keys`'s page: `SELECT key, expires_at, version …`.
+    pub scan_keys: Paged,
+}
+
+/// A paged ranged `SELECT` (`… ORDER BY key LIMIT $n`) built once for each
+/// shape of [`Range`] (three kinds of lower bound, with or without an upper
+/// one), so a scan neither formats its statement nor hashes a fresh string
+/// into sqlx's statement cache.
+#[derive(Debug, Clone)]
+pub(crate) struct Paged([Text; 6]);
+
+impl Paged {
+    fn new(table: &str, what: &str) -> Paged {
+        let text = |shape: usize| -> Text {
+            let (lower, upper) = Range::of_shape(shape);
+            let (text, n) = ranged(table, what, lower, upper, "", "");
+            format!("{text}ORDER BY key LIMIT ${n}").into()
+        };
+        Paged(std::array::from_fn(text))
+    }
+
+    /// The statement for `range`: binds `ns`, the range's bounds
+    /// ([`Range::bind`]), then the limit.
+    pub(crate) fn text(&self, range: &Range) -> &Text {
+        &self.0[range.shape()]
+    }
 }
 
 impl Sql {
@@ -144,6 +172,8 @@ impl Sql {
             namespaces: text(format!(
                 r#"SELECT DISTINCT namespace FROM "{t}" ORDER BY namespace"#
             )),
+            scan: Paged::new(t, &format!("SELECT key, {COLUMNS}")),
+            scan_keys: Paged::new(t, "SELECT key, expires_at, version"),
         }
     }
 
@@ -158,35 +188,54 @@ impl Sql {
         middle: &str,
         tail: &str,
     ) -> (String, usize) {
-        let mut sql = format!(r#"{what} FROM "{}" WHERE namespace = $1"#, self.table);
-        let mut n = 2;
-        match range.lower {
-            Lower::None => {}
-            Lower::Included => {
-                sql.push_str(&format!(" AND key >= ${n}"));
-                n += 1;
-            }
-            Lower::Excluded => {
-                sql.push_str(&format!(" AND key > ${n}"));
-                n += 1;
-            }
-        }
-        if range.upper.is_some() {
-            sql.push_str(&format!(" AND key < ${n}"));
+        ranged(
+            &self.table,
+            what,
+            range.lower,
+            range.upper.is_some(),
+            middle,
+            tail,
+        )
+    }
+}
+
+/// [`Sql::ranged`] for a range's shape.
+fn ranged(
+    table: &str,
+    what: &str,
+    lower: Lower,
+    upper: bool,
+    middle: &str,
+    tail: &str,
+) -> (String, usize) {
+    let mut sql = format!(r#"{what} FROM "{table}" WHERE namespace = $1"#);
+    let mut n = 2;
+    match lower {
+        Lower::None => {}
+        Lower::Included => {
+            sql.push_str(&format!(" AND key >= ${n}"));
             n += 1;
         }
-        if !middle.is_empty() {
-            sql.push(' ');
-            sql.push_str(
-                &middle
-                    .replace("$N", &format!("${n}"))
-                    .replace("$M", &format!("${}", n + 1)),
-            );
+        Lower::Excluded => {
+            sql.push_str(&format!(" AND key > ${n}"));
+            n += 1;
         }
-        sql.push(' ');
-        sql.push_str(tail);
-        (sql, n)
     }
+    if upper {
+        sql.push_str(&format!(" AND key < ${n}"));
+        n += 1;
+    }
+    if !middle.is_empty() {
+        sql.push(' ');
+        sql.push_str(
+            &middle
+                .replace("$N", &format!("${n}"))
+                .replace("$M", &format!("${}", n + 1)),
+        );
+    }
+    sql.push(' ');
+    sql.push_str(tail);
+    (sql, n)
 }
 
 /// The kind of lower bound of a [`Range`].
@@ -219,16 +268,40 @@ impl Range {
         }
     }
 
+    /// Which of the six statement shapes this range needs ([`Paged`]).
+    fn shape(&self) -> usize {
+        Range::shape_of(self.lower, self.upper.is_some())
+    }
+
+    fn shape_of(lower: Lower, upper: bool) -> usize {
+        let lower = match lower {
+            Lower::None => 0,
+            Lower::Included => 1,
+            Lower::Excluded => 2,
+        };
+        lower * 2 + usize::from(upper)
+    }
+
+    /// The inverse of [`shape_of`](Range::shape_of).
+    fn of_shape(shape: usize) -> (Lower, bool) {
+        let lower = match shape / 2 {
+            0 => Lower::None,
+            1 => Lower::Included,
+            _ => Lower::Excluded,
+        };
+        (lower, shape % 2 == 1)
+    }
+
     /// Binds the bounds, in the order [`Sql::ranged`] numbered them.
     pub(crate) fn bind<'q>(
-        &self,
+        &'q self,
         mut query: Query<'q, Postgres, PgArguments>,
     ) -> Query<'q, Postgres, PgArguments> {
         if self.lower != Lower::None {
-            query = query.bind(self.lo.clone());
+            query = query.bind(self.lo.as_str());
         }
         if let Some(hi) = &self.upper {
-            query = query.bind(hi.clone());
+            query = query.bind(hi.as_str());
         }
         query
     }
@@ -276,23 +349,23 @@ impl RowValues {
 
     /// Binds `$1..$13`.
     pub(crate) fn bind<'q>(
-        &self,
+        &'q self,
         query: Query<'q, Postgres, PgArguments>,
     ) -> Query<'q, Postgres, PgArguments> {
         query
-            .bind(self.namespace.clone())
-            .bind(self.key.clone())
-            .bind(self.value.clone())
-            .bind(self.value_type.clone())
+            .bind(self.namespace.as_str())
+            .bind(self.key.as_str())
+            .bind(self.value.as_slice())
+            .bind(self.value_type.as_str())
             .bind(self.version)
             .bind(self.checksum)
             .bind(self.size)
-            .bind(self.content_type.clone())
+            .bind(self.content_type.as_deref())
             .bind(self.created_at)
             .bind(self.updated_at)
             .bind(self.accessed_at)
             .bind(self.expires_at)
-            .bind(self.metadata.clone())
+            .bind(&self.metadata)
     }
 }
 
@@ -342,4 +415,39 @@ pub(crate) fn record_from_row(
         meta,
         user,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each prebuilt page statement is the one `Sql::ranged` builds for a
+    /// range of its shape, with the limit as the next parameter.
+    #[test]
+    fn paged_statements_match_their_range_shapes() {
+        let sql = Sql::new("kv_t");
+        let ranges = [
+            Range::new(&KeyRange::all(), None),
+            Range::new(&KeyRange::prefix("a."), None),
+            Range::new(&KeyRange::prefix("a."), Some("a.b")),
+            Range::new(&KeyRange::all(), Some("a.b")),
+        ];
+        let mut shapes = Vec::new();
+        for range in &ranges {
+            shapes.push(range.shape());
+            let (text, n) = sql.ranged("SELECT key, expires_at, version", range, "", "");
+            let expected = format!("{text}ORDER BY key LIMIT ${n}");
+            assert_eq!(sql.scan_keys.text(range).as_ref(), expected);
+            let (text, n) = sql.ranged(&format!("SELECT key, {COLUMNS}"), range, "", "");
+            let expected = format!("{text}ORDER BY key LIMIT ${n}");
+            assert_eq!(sql.scan.text(range).as_ref(), expected);
+        }
+        shapes.sort_unstable();
+        shapes.dedup();
+        assert_eq!(shapes.len(), ranges.len(), "four different shapes");
+        for shape in 0..6 {
+            let (lower, upper) = Range::of_shape(shape);
+            assert_eq!(Range::shape_of(lower, upper), shape);
+        }
+    }
 }

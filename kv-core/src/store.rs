@@ -88,6 +88,15 @@ fn bump(c: &AtomicU64, n: u64) {
     c.fetch_add(n, Ordering::Relaxed);
 }
 
+/// Pushes `key`, growing a full `keys` by at most `most` (what is left of
+/// the page that `key` came from), so collecting a page allocates once.
+fn push_sized(keys: &mut Vec<String>, key: String, most: usize) {
+    if keys.len() == keys.capacity() {
+        keys.reserve(most);
+    }
+    keys.push(key);
+}
+
 impl Drop for Shared {
     fn drop(&mut self) {
         if let Some(handle) = self.cleanup.get_mut().ok().and_then(Option::take) {
@@ -643,17 +652,19 @@ impl Store {
         }
     }
 
-    /// Like [`walk_records`](Self::walk_records) but only keys.
+    /// Like [`walk_records`](Self::walk_records) but only keys; `visit`
+    /// also gets how many keys at most are still to come from the current
+    /// page, this one included.
     async fn walk_keys(
         &self,
         pattern: &Pattern,
-        mut visit: impl FnMut(String) + Send,
+        mut visit: impl FnMut(String, usize) + Send,
     ) -> Result<()> {
         crate::ops::page_break().await;
         if pattern.exact_keys().is_some() {
             return self
                 .walk_records(pattern, None, |r| {
-                    visit(r.key);
+                    visit(r.key, 1);
                     Ok(true)
                 })
                 .await;
@@ -669,13 +680,15 @@ impl Store {
             let full = page.len() == SCAN_PAGE;
             cursor = page.last().map(|k| k.key.clone());
             let now = self.now();
+            let mut left = page.len();
             for info in page {
+                left -= 1;
                 if matches!(info.expires_at, Some(t) if now >= t)
                     || !(all_match || pattern.matches(&info.key))
                 {
                     continue;
                 }
-                visit(info.key);
+                visit(info.key, left + 1);
             }
             if !full {
                 return Ok(());
@@ -1250,7 +1263,8 @@ impl KVStore for Store {
     async fn keys(&self, pattern: &str) -> Result<Vec<String>> {
         let pattern = self.pattern(pattern)?;
         let mut keys = Vec::new();
-        self.walk_keys(&pattern, |k| keys.push(k)).await?;
+        self.walk_keys(&pattern, |k, most| push_sized(&mut keys, k, most))
+            .await?;
         Ok(keys)
     }
 
@@ -1311,7 +1325,8 @@ impl KVStore for Store {
             return Ok(n);
         }
         let mut keys = Vec::new();
-        self.walk_keys(&pattern, |k| keys.push(k)).await?;
+        self.walk_keys(&pattern, |k, most| push_sized(&mut keys, k, most))
+            .await?;
         let mut deleted = 0;
         for key in keys {
             if let DeleteOutcome::Deleted { expires_at } = self
@@ -1341,7 +1356,7 @@ impl KVStore for Store {
                 .await;
         }
         let mut n = 0u64;
-        self.walk_keys(&pattern, |_| n += 1).await?;
+        self.walk_keys(&pattern, |_, _| n += 1).await?;
         Ok(n)
     }
 
