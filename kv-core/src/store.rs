@@ -88,13 +88,14 @@ fn bump(c: &AtomicU64, n: u64) {
     c.fetch_add(n, Ordering::Relaxed);
 }
 
-/// Pushes `key`, growing a full `keys` by at most `most` (what is left of
-/// the page that `key` came from), so collecting a page allocates once.
-fn push_sized(keys: &mut Vec<String>, key: String, most: usize) {
-    if keys.len() == keys.capacity() {
-        keys.reserve(most);
+/// Pushes `item`, growing a full `items` by at most `most` (what is left
+/// of the page that `item` came from, itself included), so collecting a
+/// page allocates once.
+fn push_sized<T>(items: &mut Vec<T>, item: T, most: usize) {
+    if items.len() == items.capacity() {
+        items.reserve(most);
     }
-    keys.push(key);
+    items.push(item);
 }
 
 impl Drop for Shared {
@@ -583,12 +584,14 @@ impl Store {
     }
 
     /// Walks live records matching `pattern` in key order, page by page,
-    /// calling `visit` until it returns `false`.
+    /// calling `visit` until it returns `false`. `visit` also gets how many
+    /// records at most are still to come from the current page, its own
+    /// included, to size what it collects ([`push_sized`]).
     async fn walk_records(
         &self,
         pattern: &Pattern,
         after: Option<String>,
-        visit: impl FnMut(Record) -> Result<bool> + Send,
+        visit: impl FnMut(Record, usize) -> Result<bool> + Send,
     ) -> Result<()> {
         self.walk_records_paged(pattern, after, SCAN_PAGE, visit)
             .await
@@ -604,7 +607,7 @@ impl Store {
         pattern: &Pattern,
         after: Option<String>,
         first_page: usize,
-        mut visit: impl FnMut(Record) -> Result<bool> + Send,
+        mut visit: impl FnMut(Record, usize) -> Result<bool> + Send,
     ) -> Result<()> {
         crate::ops::page_break().await;
         if let Some(keys) = pattern.exact_keys() {
@@ -616,8 +619,10 @@ impl Store {
                 .cloned()
                 .collect();
             let records = self.backend_ref().read_many(&self.namespace, &keys).await?;
+            let mut left = records.len();
             for record in records.into_iter().flatten() {
-                if !record.is_expired(now) && !visit(record)? {
+                left -= 1;
+                if !record.is_expired(now) && !visit(record, left + 1)? {
                     return Ok(());
                 }
             }
@@ -637,11 +642,13 @@ impl Store {
             size = (size * 2).min(SCAN_PAGE);
             cursor = page.last().map(|r| r.key.clone());
             let now = self.now();
+            let mut left = page.len();
             for record in page {
+                left -= 1;
                 if record.is_expired(now) || !(all_match || pattern.matches(&record.key)) {
                     continue;
                 }
-                if !visit(record)? {
+                if !visit(record, left + 1)? {
                     return Ok(());
                 }
             }
@@ -652,9 +659,7 @@ impl Store {
         }
     }
 
-    /// Like [`walk_records`](Self::walk_records) but only keys; `visit`
-    /// also gets how many keys at most are still to come from the current
-    /// page, this one included.
+    /// Like [`walk_records`](Self::walk_records) but only keys.
     async fn walk_keys(
         &self,
         pattern: &Pattern,
@@ -663,8 +668,8 @@ impl Store {
         crate::ops::page_break().await;
         if pattern.exact_keys().is_some() {
             return self
-                .walk_records(pattern, None, |r| {
-                    visit(r.key, 1);
+                .walk_records(pattern, None, |r, most| {
+                    visit(r.key, most);
                     Ok(true)
                 })
                 .await;
@@ -1275,16 +1280,24 @@ impl KVStore for Store {
         let pattern = self.pattern(pattern)?;
         let mut entries = Vec::new();
         let mut error = None;
-        self.walk_records_paged(&pattern, cursor.map(str::to_owned), limit, |record| {
-            match self.entry_of(record) {
-                Ok(e) => entries.push(e),
-                Err(e) => {
-                    error = Some(e);
-                    return Ok(false);
+        self.walk_records_paged(
+            &pattern,
+            cursor.map(str::to_owned),
+            limit,
+            |record, most| {
+                match self.entry_of(record) {
+                    Ok(e) => {
+                        let most = most.min(limit - entries.len());
+                        push_sized(&mut entries, e, most);
+                    }
+                    Err(e) => {
+                        error = Some(e);
+                        return Ok(false);
+                    }
                 }
-            }
-            Ok(entries.len() < limit)
-        })
+                Ok(entries.len() < limit)
+            },
+        )
         .await?;
         if let Some(e) = error {
             return Err(e);
@@ -1300,9 +1313,9 @@ impl KVStore for Store {
     async fn get_pattern(&self, pattern: &str) -> Result<Vec<(String, Value)>> {
         let pattern = self.pattern(pattern)?;
         let mut out = Vec::new();
-        self.walk_records(&pattern, None, |record| {
+        self.walk_records(&pattern, None, |record, most| {
             let value = record.decode_value()?;
-            out.push((record.key, value));
+            push_sized(&mut out, (record.key, value), most);
             Ok(true)
         })
         .await?;
@@ -1417,7 +1430,7 @@ impl KVStore for Store {
         let pattern = self.pattern(pattern)?;
         if filter.conditions.is_empty() || pattern.exact_keys().is_some() {
             let mut out = Vec::new();
-            self.walk_records(&pattern, None, |record| {
+            self.walk_records(&pattern, None, |record, _| {
                 if filter.matches(&record.user) {
                     out.push(self.entry_of(record)?);
                 }
