@@ -258,7 +258,11 @@ fn scan_records(
     let mut rows = stmt.query(&params[..]).map_err(sql_err)?;
     // Room for a short scan without regrowing; long ones grow as usual.
     let mut out = Vec::with_capacity(limit.min(16));
-    while let Some(row) = rows.next().map_err(sql_err)? {
+    // The statement's LIMIT may be larger (`Sql::scan`): stop at `limit`.
+    while out.len() < limit {
+        let Some(row) = rows.next().map_err(sql_err)? else {
+            break;
+        };
         let key: String = row.get(0).map_err(sql_err)?;
         out.push(record_from_row(ns, key, row, 1)?);
     }
@@ -288,7 +292,10 @@ fn scan_key_infos(
             })
         })
         .map_err(sql_err)?;
-    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql_err)
+    // The statement's LIMIT may be larger (`Sql::scan_keys`): stop at `limit`.
+    rows.take(limit)
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(sql_err)
 }
 
 /// Live records in `range` at `now` (ms).
