@@ -16,6 +16,7 @@
 //! times) after temporary failures; conditional writes, batches and
 //! increments are not, since a lost reply could hide a commit.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -28,12 +29,12 @@ use kv_core::backend::{
 };
 use kv_core::metadata::{Condition, MetadataFilter};
 use kv_core::record::StoredValue;
-use kv_core::{Error, Record, Result, Timestamp};
+use kv_core::{Error, Record, Result, Timestamp, Value};
 
 use crate::error::{map, retry};
 use crate::options::PgOptions;
 use crate::schema::{
-    self, q, record_from_row, Range, RowValues, Sql, Text, COLUMNS, SCHEMA_VERSION,
+    self, q, record_from_row, AppendInPlace, Range, RowValues, Sql, Text, COLUMNS, SCHEMA_VERSION,
 };
 
 /// The PostgreSQL backend. Cheap to clone; clones share the pool.
@@ -47,6 +48,10 @@ struct Inner {
     pool: PgPool,
     sql: Sql,
     options: PgOptions,
+    /// Increments done by the one-statement path (in `stats`).
+    increments_in_place: AtomicU64,
+    /// Appends done by the one-statement path (in `stats`).
+    appends_in_place: AtomicU64,
 }
 
 /// A statement whose plan [`PgStore::query_plan`] shows.
@@ -221,7 +226,13 @@ impl PgStore {
         tx.commit().await.map_err(map)?;
         let sql = Sql::new(&table);
         Ok(PgStore {
-            inner: Arc::new(Inner { pool, sql, options }),
+            inner: Arc::new(Inner {
+                pool,
+                sql,
+                options,
+                increments_in_place: AtomicU64::new(0),
+                appends_in_place: AtomicU64::new(0),
+            }),
         })
     }
 
@@ -297,6 +308,9 @@ fn each_row<T>(rows: &[PgRow], mut convert: impl FnMut(&PgRow) -> Result<T>) -> 
     }
     Ok(out)
 }
+
+/// SQLSTATE `numeric_value_out_of_range` (a `bigint` overflow).
+const OUT_OF_RANGE: &str = "22003";
 
 fn outcome(changed: u64) -> WriteOutcome {
     if changed == 1 {
@@ -668,6 +682,27 @@ impl Backend for PgStore {
         now: Timestamp,
     ) -> Result<i64> {
         let sql = &self.inner.sql;
+        // A live integer: one statement. Not retried (it is not
+        // idempotent). Anything else, and an overflow, takes the
+        // transaction below, which decides with kv-core's rules.
+        let in_place = q(&sql.increment_in_place)
+            .bind(namespace)
+            .bind(key)
+            .bind(delta)
+            .bind(now.as_millis())
+            .fetch_optional(&self.inner.pool)
+            .await;
+        match in_place {
+            Ok(Some(row)) => {
+                self.inner
+                    .increments_in_place
+                    .fetch_add(1, Ordering::Relaxed);
+                return row.try_get::<i64, _>(0).map_err(map);
+            }
+            Ok(None) => {}
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some(OUT_OF_RANGE) => {}
+            Err(e) => return Err(map(e)),
+        }
         // Two processes creating the same missing key race on the insert;
         // the loser starts over and finds the row.
         for _ in 0..16 {
@@ -710,6 +745,40 @@ impl Backend for PgStore {
             operation: "increment".into(),
             attempts: 16,
         })
+    }
+
+    async fn append_in_place(
+        &self,
+        namespace: &str,
+        key: &str,
+        piece: &Value,
+        max_size: usize,
+        now: Timestamp,
+    ) -> Result<Option<u64>> {
+        let (bytes, is_string): (&[u8], bool) = match piece {
+            Value::String(s) => (s.as_bytes(), true),
+            Value::Bytes(b) => (b, false),
+            _ => return Ok(None),
+        };
+        // One statement, not retried (it is not idempotent).
+        let row = q(&self.inner.sql.append_in_place)
+            .bind(namespace)
+            .bind(key)
+            .bind(bytes)
+            .bind(AppendInPlace::shift_columns(bytes.len()))
+            .bind(i64::from(crc32fast::hash(bytes)))
+            .bind(now.as_millis())
+            .bind(is_string)
+            .bind(i64::try_from(max_size).unwrap_or(i64::MAX))
+            .fetch_optional(&self.inner.pool)
+            .await
+            .map_err(map)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        self.inner.appends_in_place.fetch_add(1, Ordering::Relaxed);
+        let len: i64 = row.try_get(0).map_err(map)?;
+        Ok(Some(u64::try_from(len).unwrap_or(0)))
     }
 
     async fn namespaces(&self) -> Result<Vec<String>> {
@@ -763,6 +832,15 @@ impl Backend for PgStore {
             (self.inner.pool.num_idle() as u64).into(),
         );
         f.insert("pool_max".into(), self.inner.options.pool_size.into());
+        let counted = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        f.insert(
+            "increments_in_place".into(),
+            counted(&self.inner.increments_in_place).into(),
+        );
+        f.insert(
+            "appends_in_place".into(),
+            counted(&self.inner.appends_in_place).into(),
+        );
         f.insert("url".into(), self.inner.options.redacted_url().into());
         Ok(stats)
     }

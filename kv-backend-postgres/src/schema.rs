@@ -31,7 +31,7 @@ use sqlx::query::Query;
 use sqlx::{AssertSqlSafe, Postgres, Row};
 
 use kv_core::backend::KeyRange;
-use kv_core::{Error, Record, Result, SystemMetadata, Timestamp, UserMetadata, ValueType};
+use kv_core::{Error, Record, Result, SystemMetadata, Timestamp, UserMetadata, Value, ValueType};
 
 /// The schema version this build writes and reads.
 pub const SCHEMA_VERSION: i32 = 1;
@@ -94,6 +94,11 @@ pub(crate) struct Sql {
     pub remove_expired: Text,
     pub remove_expired_ns: Text,
     pub namespaces: Text,
+    /// `Backend::increment` of a live integer, in one statement
+    /// ([`IntInPlace`]).
+    pub increment_in_place: Text,
+    /// `Backend::append_in_place` ([`AppendInPlace`]).
+    pub append_in_place: Text,
     /// `Backend::scan`'s page: `SELECT key, <COLUMNS> … ORDER BY key LIMIT`.
     pub scan: Paged,
     /// `Backend::scan_keys`'s page: `SELECT key, expires_at, version …`.
@@ -172,6 +177,8 @@ impl Sql {
             namespaces: text(format!(
                 r#"SELECT DISTINCT namespace FROM "{t}" ORDER BY namespace"#
             )),
+            increment_in_place: text(IntInPlace::new().statement(t)),
+            append_in_place: text(AppendInPlace::statement(t)),
             scan: Paged::new(t, &format!("SELECT key, {COLUMNS}")),
             scan_keys: Paged::new(t, "SELECT key, expires_at, version"),
         }
@@ -236,6 +243,180 @@ fn ranged(
     sql.push(' ');
     sql.push_str(tail);
     (sql, n)
+}
+
+/// What the one-statement increment needs to rewrite an integer's encoding
+/// and CRC32 on the server, derived from kv-core's own encoder (a unit test
+/// pins them to `Value::encode` and `crc32fast`).
+///
+/// An integer is encoded as one tag byte and 8 little-endian bytes, so its
+/// encoding has a fixed length, and CRC32 is affine over GF(2) for a fixed
+/// length: the CRC of the encoding of `n` is the CRC of the encoding of 0
+/// XOR, for each bit `j` set in `n`, the change that flipping bit `j` of
+/// the payload makes to it. The statement XORs those 64 constants, so no
+/// CRC function is needed in PostgreSQL.
+#[derive(Debug, Clone)]
+pub(crate) struct IntInPlace {
+    /// The tag byte of `Value::Int`.
+    tag: u8,
+    /// CRC32 of the encoding of 0.
+    zero_crc: i64,
+    /// For bit `j` of the integer, what flipping it XORs into the CRC.
+    bit_crcs: Vec<i64>,
+    /// Value types that do not accept an integer: a record of one of them
+    /// changes its type on increment, which the statement leaves to the
+    /// general path.
+    rejecting: Vec<String>,
+}
+
+impl IntInPlace {
+    pub(crate) fn new() -> IntInPlace {
+        let zero = Value::Int(0).encode();
+        let zero_crc = crc32fast::hash(&zero);
+        let bit_crcs = (0..64)
+            .map(|j| {
+                let mut flipped = zero.clone();
+                flipped[1 + j / 8] ^= 1 << (j % 8);
+                i64::from(crc32fast::hash(&flipped) ^ zero_crc)
+            })
+            .collect();
+        let fixed = [
+            ValueType::String,
+            ValueType::Json,
+            ValueType::Binary,
+            ValueType::Number,
+            ValueType::Boolean,
+            ValueType::Document,
+            ValueType::Image,
+        ];
+        IntInPlace {
+            tag: zero[0],
+            zero_crc: i64::from(zero_crc),
+            bit_crcs,
+            rejecting: fixed
+                .iter()
+                .filter(|t| !t.accepts(&Value::Int(0)))
+                .map(|t| t.name().into_owned())
+                .collect(),
+        }
+    }
+
+    /// `UPDATE … RETURNING` the new integer: adds `$3` to the record under
+    /// (`$1`, `$2`) if it is live at `$4` (ms), holds an integer and has a
+    /// type that accepts one; bumps the version, sets `updated_at` to `$4`,
+    /// and keeps everything else, as `kv_core::ops::incremented` does. No
+    /// row means the general path decides (missing, expired, not an
+    /// integer, a type that changes); an overflow fails with SQLSTATE
+    /// 22003.
+    ///
+    /// One `UPDATE` reads and writes the row under its row lock, and
+    /// re-reads it if a concurrent update committed first, so concurrent
+    /// increments never lose one. The text holds only fixed fragments,
+    /// the checked table name, and integers and type names from kv-core.
+    fn statement(&self, t: &str) -> String {
+        let tag = self.tag;
+        // Operators like | << & # share one precedence in PostgreSQL (and
+        // * binds tighter): every term is parenthesised.
+        let decode = |v: &str| {
+            let bytes: Vec<String> = (0..8)
+                .map(|i| format!("(get_byte({v}, {}) :: bigint << {})", i + 1, 8 * i))
+                .collect();
+            format!("({})", bytes.join(" | "))
+        };
+        let mut encode = format!("'\\x{tag:02x}0000000000000000' :: bytea");
+        for i in 0..8 {
+            encode = format!(
+                "set_byte({encode}, {}, ((s.n >> {}) & 255) :: int)",
+                i + 1,
+                8 * i
+            );
+        }
+        let mut crc = format!("({} :: bigint", self.zero_crc);
+        for (j, k) in self.bit_crcs.iter().enumerate() {
+            crc.push_str(&format!(" # (((s.n >> {j}) & 1) * {k})"));
+        }
+        crc.push(')');
+        let rejecting: Vec<String> = self.rejecting.iter().map(|n| format!("'{n}'")).collect();
+        format!(
+            r#"UPDATE "{t}" AS r SET (value, checksum, version, updated_at) = (SELECT {encode}, {crc}, r.version + 1, $4 FROM (SELECT {old} + $3 AS n OFFSET 0) AS s) WHERE r.namespace = $1 AND r.key = $2 AND length(r.value) = 9 AND get_byte(r.value, 0) = {tag} AND (r.expires_at IS NULL OR r.expires_at > $4) AND r.value_type NOT IN ({rejecting}) RETURNING {new}"#,
+            old = decode("r.value"),
+            new = decode("r.value"),
+            rejecting = rejecting.join(", "),
+        )
+    }
+}
+
+/// The one-statement `append`: the joined value's CRC32 from the stored
+/// one, without reading the value.
+///
+/// For CRC-32, `crc(a ‖ b) = shift(crc(a), len(b)) ^ crc(b)`, where
+/// `shift(·, n)` (zlib's `crc32_combine`) is linear over GF(2): the
+/// statement takes the 32 images of the single bits under `shift(·, n)`
+/// for the piece's length `n` ([`shift_columns`](AppendInPlace::shift_columns)),
+/// XORs those of the bits set in the stored checksum, and XORs in the
+/// piece's own CRC.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AppendInPlace;
+
+impl AppendInPlace {
+    /// `shift(1 << i, len)` for each bit `i`, as `BIGINT`s.
+    pub(crate) fn shift_columns(len: usize) -> Vec<i64> {
+        gf2_power(len as u64)
+            .iter()
+            .map(|&c| i64::from(c))
+            .collect()
+    }
+
+    /// `UPDATE … RETURNING` the new payload length: appends `$3` (bytea)
+    /// to the value under (`$1`, `$2`) if the record is live at `$6` (ms),
+    /// holds bytes, or holds a string and `$7` (the piece is a string) is
+    /// true, and the joined encoding is at most `$8` bytes; new checksum
+    /// from `$4` ([`shift_columns`](Self::shift_columns) of the piece's
+    /// length) and `$5` (the piece's CRC32); bumps the version, sets
+    /// `updated_at` to `$6`, keeps everything else, as the store's append
+    /// does. No row means the store's general path decides.
+    fn statement(t: &str) -> String {
+        let string = Value::String(String::new()).encode()[0];
+        let bytes = Value::Bytes(Vec::new()).encode()[0];
+        format!(
+            r#"UPDATE "{t}" AS r SET (value, checksum, size, version, updated_at) = (SELECT r.value || $3, (coalesce((SELECT bit_xor(u.c) FROM unnest($4 :: bigint[]) WITH ORDINALITY AS u(c, i) WHERE ((r.checksum >> (u.i - 1) :: int) & 1) = 1), 0) # $5), length(r.value) + length($3) - 1, r.version + 1, $6) WHERE r.namespace = $1 AND r.key = $2 AND (r.expires_at IS NULL OR r.expires_at > $6) AND (get_byte(r.value, 0) = {bytes} OR (get_byte(r.value, 0) = {string} AND $7)) AND length(r.value) + length($3) <= $8 RETURNING (length(r.value) - 1) :: bigint"#
+        )
+    }
+}
+
+/// The operator `shift(·, len)` of [`AppendInPlace`] as its 32 columns:
+/// appending `len` zero bytes to the message, in CRC-32's reflected form
+/// (zlib's `crc32_combine`, by repeated squaring).
+fn gf2_power(len: u64) -> [u32; 32] {
+    fn times(m: &[u32; 32], mut v: u32) -> u32 {
+        let mut out = 0;
+        let mut i = 0;
+        while v != 0 {
+            if v & 1 == 1 {
+                out ^= m[i];
+            }
+            v >>= 1;
+            i += 1;
+        }
+        out
+    }
+    fn product(a: &[u32; 32], b: &[u32; 32]) -> [u32; 32] {
+        std::array::from_fn(|i| times(a, b[i]))
+    }
+    // One zero bit: shift right, XOR the polynomial when a 1 falls out.
+    let mut bit: [u32; 32] =
+        std::array::from_fn(|i| if i == 0 { 0xEDB8_8320 } else { 1 << (i - 1) });
+    let mut result: [u32; 32] = std::array::from_fn(|i| 1 << i);
+    // `bit` to the power 8 × len, by squaring.
+    let mut n = len.saturating_mul(8);
+    while n != 0 {
+        if n & 1 == 1 {
+            result = product(&bit, &result);
+        }
+        bit = product(&bit, &bit);
+        n >>= 1;
+    }
+    result
 }
 
 /// The kind of lower bound of a [`Range`].
@@ -420,6 +601,74 @@ pub(crate) fn record_from_row(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The constants the one-statement increment XORs give the CRC32 of
+    /// every integer's encoding, which is the tag and 8 little-endian
+    /// bytes (what the statement's `get_byte`/`set_byte` assume).
+    #[test]
+    fn int_crc_constants_give_the_crc_of_every_integer() {
+        let int = IntInPlace::new();
+        let mut samples = vec![0, 1, -1, 42, -42, i64::MAX, i64::MIN, 1 << 63 >> 1];
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..2000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            samples.push(x as i64);
+        }
+        let tag = Value::Int(0).encode()[0];
+        for n in samples {
+            let encoded = Value::Int(n).encode();
+            assert_eq!(encoded.len(), 9);
+            assert_eq!(encoded[0], tag);
+            assert_eq!(encoded[1..], n.to_le_bytes());
+            let mut crc = int.zero_crc;
+            for (j, bit) in int.bit_crcs.iter().enumerate() {
+                if (n >> j) & 1 == 1 {
+                    crc ^= bit;
+                }
+            }
+            assert_eq!(crc, i64::from(crc32fast::hash(&encoded)), "{n}");
+        }
+        assert!(int.rejecting.iter().any(|t| t == "string"));
+        assert!(!int.rejecting.iter().any(|t| t == "number" || t == "json"));
+        let statement = int.statement("t");
+        assert!(statement.contains(&format!("get_byte(r.value, 0) = {tag}")));
+        assert!(statement.contains("NOT IN ('string', 'binary', 'boolean', 'document', 'image')"));
+    }
+
+    /// `shift_columns` gives the CRC32 of a concatenation from the CRC32
+    /// of its parts, for pieces of every length up to a few KiB.
+    #[test]
+    fn shift_columns_combine_crcs() {
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let lengths = (0..70).chain([255, 256, 1000, 4095, 4096, 70_000]);
+        for (round, len) in lengths.enumerate() {
+            let a: Vec<u8> = (0..(next() % 300) as usize).map(|_| next() as u8).collect();
+            let b: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            let columns = AppendInPlace::shift_columns(b.len());
+            let crc_a = crc32fast::hash(&a);
+            let mut combined = 0i64;
+            for (i, c) in columns.iter().enumerate() {
+                if (crc_a >> i) & 1 == 1 {
+                    combined ^= c;
+                }
+            }
+            combined ^= i64::from(crc32fast::hash(&b));
+            let joined = [a.as_slice(), b.as_slice()].concat();
+            assert_eq!(
+                combined,
+                i64::from(crc32fast::hash(&joined)),
+                "round {round}, len {len}"
+            );
+        }
+    }
 
     /// Each prebuilt page statement is the one `Sql::ranged` builds for a
     /// range of its shape, with the limit as the next parameter.

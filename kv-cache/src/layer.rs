@@ -32,7 +32,7 @@ use kv_core::backend::{
 };
 use kv_core::metadata::MetadataFilter;
 use kv_core::record::StoredValue;
-use kv_core::{Error, Record, Result, Timestamp};
+use kv_core::{Error, Record, Result, Timestamp, Value};
 
 use crate::disk::DiskTier;
 use crate::options::CacheOptions;
@@ -685,6 +685,24 @@ impl Backend for CacheLayer {
     ) -> Result<i64> {
         let result = self.inner.increment(namespace, key, delta, now).await;
         if result.is_ok() {
+            self.forget(namespace, key)?;
+        }
+        result
+    }
+
+    async fn append_in_place(
+        &self,
+        namespace: &str,
+        key: &str,
+        piece: &Value,
+        max_size: usize,
+        now: Timestamp,
+    ) -> Result<Option<u64>> {
+        let result = self
+            .inner
+            .append_in_place(namespace, key, piece, max_size, now)
+            .await;
+        if matches!(result, Ok(Some(_))) {
             self.forget(namespace, key)?;
         }
         result

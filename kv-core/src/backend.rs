@@ -23,7 +23,9 @@
 //! [`read_many`](Backend::read_many)) have default implementations on top of
 //! the primitives, in [`crate::ops`]; a backend overrides them only with a
 //! native path that gives the same answers, which the conformance suite
-//! checks. [`read_for_set`](Backend::read_for_set) (default: `read`) is
+//! checks. [`append_in_place`](Backend::append_in_place) (default: "does
+//! not apply") lets a backend append in one atomic step in the clear-cut
+//! case, leaving every decision that needs a rule to the store. [`read_for_set`](Backend::read_for_set) (default: `read`) is
 //! the one allowed to answer from what the backend last saw, because the
 //! conditional write after it checks the answer.
 
@@ -36,6 +38,7 @@ use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::metadata::MetadataFilter;
 use crate::record::{Record, StoredValue};
+use crate::value::Value;
 
 /// A condition checked atomically with a write or delete.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -477,6 +480,27 @@ pub trait Backend: Send + Sync + fmt::Debug {
         now: Timestamp,
     ) -> Result<i64> {
         crate::ops::increment(self, namespace, key, delta, now).await
+    }
+
+    /// Appends `piece` (a string or bytes) to the value under `key` in one
+    /// atomic step where that is clear-cut: the record is live at `now`,
+    /// holds a string and `piece` is a string, or holds bytes; and the
+    /// encoded result is at most `max_size` bytes. Then it bumps the
+    /// version, sets `updated_at` to `now`, keeps everything else, and
+    /// returns `Some(new payload length)`. Otherwise it changes nothing and
+    /// returns `None`, and the store runs its general read-modify-write,
+    /// which decides by its rules (a missing key, another type, a value
+    /// too large). The default is always `None`.
+    async fn append_in_place(
+        &self,
+        namespace: &str,
+        key: &str,
+        piece: &Value,
+        max_size: usize,
+        now: Timestamp,
+    ) -> Result<Option<u64>> {
+        let _ = (namespace, key, piece, max_size, now);
+        Ok(None)
     }
 
     /// Namespaces that hold at least one record (expired or not), sorted.

@@ -797,6 +797,16 @@ impl Store {
         };
         self.check_size(&key, &piece)?;
         let limit = self.shared.options.max_value_size;
+        if at_end {
+            if let Some(len) = self
+                .backend_ref()
+                .append_in_place(&self.namespace, &key, &piece, limit, self.now())
+                .await?
+            {
+                bump(&self.shared.counters.writes, 1);
+                return Ok(len);
+            }
+        }
         self.read_modify_write(operation, &key, |live, now| {
             let Some(old) = live else {
                 let len = piece_bytes.len() as u64;
