@@ -10,11 +10,16 @@
 //! | `delete_range` (`delete_pattern` on a prefix) | one `DELETE … WHERE key >= $2 AND key < $3` |
 //! | `remove_expired` (`cleanup_expired`) | one `DELETE … WHERE expires_at <= $1` |
 //! | `scan_matching` (`find_by_metadata`) | `metadata @> $json AND metadata ?& $keys` on the GIN index |
-//! | `increment` | one transaction: `SELECT … FOR UPDATE`, then the new row |
+//! | `increment` of a live integer | one `UPDATE … RETURNING` (`IntInPlace` in `schema.rs`) |
+//! | `increment` otherwise | one transaction: `SELECT … FOR UPDATE`, then the new row |
+//! | `append_in_place` (`append` to a live string or bytes value) | one `UPDATE … RETURNING` (`AppendInPlace` in `schema.rs`) |
 //!
 //! Reads, scans and unconditional writes are retried (a bounded number of
-//! times) after temporary failures; conditional writes, batches and
-//! increments are not, since a lost reply could hide a commit.
+//! times) after temporary failures; conditional writes, batches,
+//! increments and appends are not, since a lost reply could hide a commit.
+//! An increment or append that the one-statement path does not take (no
+//! row matched) costs that statement's round trip before the general
+//! path.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -260,9 +265,8 @@ impl PgStore {
         let rows = match what {
             Planned::PrefixScan(prefix) => {
                 let range = Range::new(&KeyRange::prefix(prefix), None);
-                let (text, n) =
-                    sql.ranged(&format!("EXPLAIN SELECT key, {COLUMNS}"), &range, "", "");
-                let text: Text = format!("{text}ORDER BY key LIMIT ${n}").into();
+                // The statement `scan` runs, as it runs it.
+                let text: Text = format!("EXPLAIN {}", sql.scan.text(&range)).into();
                 range
                     .bind(q(&text).bind(ns))
                     .bind(1000i64)

@@ -104,6 +104,18 @@ async fn strings_and_bytes_are_appended_in_one_statement() {
         assert_eq!(a.value_type, b.value_type, "{key} type");
     }
 
+    // Exactly at the size limit (tag + 63 bytes = 64): in place.
+    store
+        .set("a.full", Value::from("x".repeat(60)))
+        .await
+        .unwrap();
+    let counted = in_place(&backend).await;
+    assert_eq!(
+        store.append("a.full", Value::from("yyy")).await.unwrap(),
+        63
+    );
+    assert_eq!(in_place(&backend).await, counted + 1);
+
     // The general path's answers: a type mismatch, a value too large, an
     // expired key (appended to as if missing), and prepend.
     let counted = in_place(&backend).await;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kv_backend_postgres::PgStore;
-use kv_core::{Error, KVStore, SetOptions, Store, Value, ValueType};
+use kv_core::{Error, KVStore, ManualClock, SetOptions, Store, Value, ValueType};
 
 async fn in_place(backend: &PgStore) -> u64 {
     let stats = kv_core::Backend::stats(backend).await.unwrap();
@@ -25,7 +25,11 @@ async fn live_integers_are_incremented_in_one_statement() {
     };
     let backend = common::store(&url, "incr").await;
     let table = backend.options().table.clone();
-    let store = Store::new(Arc::new(backend.clone()));
+    let clock = ManualClock::new(1_700_000_000_000);
+    let store = Store::builder(Arc::new(backend.clone()))
+        .clock(clock.clone())
+        .build()
+        .unwrap();
 
     // A missing key starts from 0 on the transaction path.
     assert_eq!(store.increment("n.a", 5).await.unwrap(), 5);
@@ -66,6 +70,45 @@ async fn live_integers_are_incremented_in_one_statement() {
         assert_eq!(a.size, 8);
         assert!(a.updated_at >= b.updated_at);
     }
+
+    // Types other than `number` that accept an integer keep it, in place.
+    for (key, ty) in [
+        ("n.json", ValueType::Json),
+        ("n.custom", ValueType::Custom("counter".into())),
+    ] {
+        store
+            .set_with(
+                key,
+                Value::Int(10),
+                SetOptions::new().value_type(ty.clone()),
+            )
+            .await
+            .unwrap();
+        let counted = in_place(&backend).await;
+        assert_eq!(store.increment(key, 1).await.unwrap(), 11);
+        assert_eq!(in_place(&backend).await, counted + 1, "{key} in place");
+        let entry = store.get_entry(key).await.unwrap().unwrap();
+        assert_eq!(entry.metadata.system.value_type, ty, "{key}");
+    }
+
+    // Expired at exactly `now`: counts as missing, on the general path.
+    store
+        .set_with(
+            "n.old",
+            Value::Int(50),
+            SetOptions::new().ttl(Duration::from_secs(5)),
+        )
+        .await
+        .unwrap();
+    clock.advance(Duration::from_secs(5));
+    let counted = in_place(&backend).await;
+    assert_eq!(store.increment("n.old", 2).await.unwrap(), 2);
+    assert_eq!(
+        in_place(&backend).await,
+        counted,
+        "an expired key is not in place"
+    );
+    assert_eq!(store.ttl("n.old").await.unwrap(), kv_core::Ttl::Persistent);
 
     // An overflow: the transaction path reports it, with the current value.
     store.set("n.max", Value::Int(i64::MAX)).await.unwrap();

@@ -491,6 +491,11 @@ pub trait Backend: Send + Sync + fmt::Debug {
     /// returns `None`, and the store runs its general read-modify-write,
     /// which decides by its rules (a missing key, another type, a value
     /// too large). The default is always `None`.
+    ///
+    /// An implementation that cannot verify the stored value's checksum
+    /// first may append to a damaged value, as long as the damage stays
+    /// visible: the record's new checksum must still disagree with its
+    /// value, so that every later read reports [`Error::Corruption`].
     async fn append_in_place(
         &self,
         namespace: &str,

@@ -619,7 +619,7 @@ impl Store {
                 .cloned()
                 .collect();
             let records = self.backend_ref().read_many(&self.namespace, &keys).await?;
-            let mut left = records.len();
+            let mut left = records.iter().flatten().count();
             for record in records.into_iter().flatten() {
                 left -= 1;
                 if !record.is_expired(now) && !visit(record, left + 1)? {

@@ -356,6 +356,33 @@ async fn value_checksum_mismatch_is_corruption(
     );
     ensure_err!(h.store.get_pattern("**").await, Error::Corruption { .. });
     ensure_err!(h.store.increment("bad", 1).await, Error::Corruption { .. });
+    // An append may fail, or (`Backend::append_in_place`) append without
+    // reading the value; either way the damage must stay visible.
+    match h.store.append("bad", Value::from("!")).await {
+        Ok(_) | Err(Error::Corruption { .. }) => {}
+        Err(e) => {
+            return Err(crate::testing::Failure(format!(
+                "append to a damaged value: expected Ok or Corruption, got {e:?}"
+            )))
+        }
+    }
+    ensure_err!(h.store.get("bad").await, Error::Corruption { .. });
+    // A damaged integer is never incremented (which would hide the damage
+    // under a fresh checksum).
+    let mut bad_int = Record::new(
+        "default",
+        "bad_int",
+        &Value::Int(1),
+        ValueType::Number,
+        crate::Timestamp::from_millis(crate::testing::CLOCK_START_MS),
+    );
+    bad_int.value = Value::Int(2).encode();
+    h.backend.write(bad_int, Precondition::Any).await?;
+    ensure_err!(
+        h.store.increment("bad_int", 1).await,
+        Error::Corruption { .. }
+    );
+    ensure_err!(h.store.get("bad_int").await, Error::Corruption { .. });
     ensure_eq!(h.store.get("good").await?, Some(Value::from("intact")));
     Ok(())
 }
