@@ -333,20 +333,24 @@ impl IntInPlace {
                 8 * i
             );
         }
-        // The CRC of the new integer `s.n`, and of the stored bytes (bit j
-        // of the payload is bit j % 8 of byte 1 + j / 8).
-        let mut crc = format!("({} :: bigint", self.zero_crc);
-        let mut stored_crc = crc.clone();
-        for (j, k) in self.bit_crcs.iter().enumerate() {
-            crc.push_str(&format!(" # (((s.n >> {j}) & 1) * {k})"));
-            stored_crc.push_str(&format!(
-                " # (((get_byte(r.value, {}) >> {}) & 1) * {k})",
-                1 + j / 8,
-                j % 8
-            ));
-        }
-        crc.push(')');
-        stored_crc.push(')');
+        // The CRC of an integer column `v`.
+        let crc = |v: &str| {
+            let mut crc = format!("({} :: bigint", self.zero_crc);
+            for (j, k) in self.bit_crcs.iter().enumerate() {
+                crc.push_str(&format!(" # ((({v} >> {j}) & 1) * {k})"));
+            }
+            crc.push(')');
+            crc
+        };
+        // The stored integer's CRC, from the integer decoded once (the
+        // subquery is fenced with OFFSET 0 so its column is not inlined
+        // into each of the 64 terms).
+        let stored_crc = format!(
+            "(SELECT {} FROM (SELECT {} AS o OFFSET 0) AS q)",
+            crc("q.o"),
+            decode("r.value")
+        );
+        let crc = crc("s.n");
         let rejecting: Vec<String> = self.rejecting.iter().map(|n| format!("'{n}'")).collect();
         // A CASE, because PostgreSQL may evaluate the terms of an AND in
         // any order and `get_byte` fails past the end: only a 9-byte value
