@@ -698,14 +698,24 @@ impl Backend for CacheLayer {
         max_size: usize,
         now: Timestamp,
     ) -> Result<Option<u64>> {
-        let result = self
+        match self
             .inner
             .append_in_place(namespace, key, piece, max_size, now)
-            .await;
-        if matches!(result, Ok(Some(_))) {
-            self.forget(namespace, key)?;
+            .await
+        {
+            Ok(None) => Ok(None),
+            Ok(Some(len)) => {
+                self.forget(namespace, key)?;
+                Ok(Some(len))
+            }
+            // Only the backend fails here (a rule that refuses the append
+            // answers `None`), and it may have applied the append before
+            // the error reached us: drop the cached copy, keep the error.
+            Err(e) => {
+                let _ = self.forget(namespace, key);
+                Err(e)
+            }
         }
-        result
     }
 
     async fn namespaces(&self) -> Result<Vec<String>> {
