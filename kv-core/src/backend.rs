@@ -25,8 +25,9 @@
 //! native path that gives the same answers, which the conformance suite
 //! checks. [`append_in_place`](Backend::append_in_place) (default: "does
 //! not apply") lets a backend append in one atomic step in the clear-cut
-//! case, leaving every decision that needs a rule to the store. [`read_for_set`](Backend::read_for_set) (default: `read`) is
-//! the one allowed to answer from what the backend last saw, because the
+//! case, leaving every decision that needs a rule to the store.
+//! [`read_for_set`](Backend::read_for_set) (default: `read`) is the one
+//! allowed to answer from what the backend last saw, because the
 //! conditional write after it checks the answer.
 
 use std::collections::BTreeMap;
