@@ -759,11 +759,16 @@ impl Backend for PgStore {
         max_size: usize,
         now: Timestamp,
     ) -> Result<Option<u64>> {
-        let (bytes, is_string): (&[u8], bool) = match piece {
-            Value::String(s) => (s.as_bytes(), true),
-            Value::Bytes(b) => (b, false),
+        let bytes: &[u8] = match piece {
+            Value::String(s) => s.as_bytes(),
+            Value::Bytes(b) => b,
             _ => return Ok(None),
         };
+        let targets: Vec<i32> = piece
+            .append_target_tags()
+            .iter()
+            .map(|&t| i32::from(t))
+            .collect();
         // One statement, not retried (it is not idempotent).
         let row = q(&self.inner.sql.append_in_place)
             .bind(namespace)
@@ -772,7 +777,7 @@ impl Backend for PgStore {
             .bind(AppendInPlace::shift_columns(bytes.len()))
             .bind(i64::from(crc32fast::hash(bytes)))
             .bind(now.as_millis())
-            .bind(is_string)
+            .bind(targets)
             .bind(i64::try_from(max_size).unwrap_or(i64::MAX))
             .fetch_optional(&self.inner.pool)
             .await

@@ -280,20 +280,11 @@ impl IntInPlace {
                 i64::from(crc32fast::hash(&flipped) ^ zero_crc)
             })
             .collect();
-        let fixed = [
-            ValueType::String,
-            ValueType::Json,
-            ValueType::Binary,
-            ValueType::Number,
-            ValueType::Boolean,
-            ValueType::Document,
-            ValueType::Image,
-        ];
         IntInPlace {
             tag: zero[0],
             zero_crc: i64::from(zero_crc),
             bit_crcs,
-            rejecting: fixed
+            rejecting: ValueType::BUILT_IN
                 .iter()
                 .filter(|t| !t.accepts(&Value::Int(0)))
                 .map(|t| t.name().into_owned())
@@ -396,22 +387,21 @@ impl AppendInPlace {
 
     /// `UPDATE … RETURNING` the new payload length: appends `$3` (bytea)
     /// to the value under (`$1`, `$2`) if the record is live at `$6` (ms),
-    /// holds bytes, or holds a string and `$7` (the piece is a string) is
-    /// true, and the joined encoding is at most `$8` bytes; new checksum
-    /// from `$4` ([`shift_columns`](Self::shift_columns) of the piece's
-    /// length) and `$5` (the piece's CRC32); bumps the version, sets
-    /// `updated_at` to `$6`, keeps everything else, as the store's append
-    /// does. No row means the store's general path decides.
+    /// its encoding starts with one of the tags `$7` (the piece's
+    /// `Value::append_target_tags`, kv-core's rule) and the joined encoding
+    /// is at most `$8` bytes; new checksum from `$4`
+    /// ([`shift_columns`](Self::shift_columns) of the piece's length) and
+    /// `$5` (the piece's CRC32); bumps the version, sets `updated_at` to
+    /// `$6`, keeps everything else, as the store's append does. No row
+    /// means the store's general path decides.
     fn statement(t: &str) -> String {
-        let string = Value::String(String::new()).encode()[0];
-        let bytes = Value::Bytes(Vec::new()).encode()[0];
         // 32 terms, parenthesised (operator precedence as in `IntInPlace`).
         let shifted: Vec<String> = (0..32)
             .map(|i| format!("(((r.checksum >> {i}) & 1) * ($4 :: bigint[])[{}])", i + 1))
             .collect();
         // A CASE guards `get_byte` (terms of an AND run in any order).
         format!(
-            r#"UPDATE "{t}" AS r SET (value, checksum, size, version, updated_at) = (SELECT r.value || $3, ({shifted} # $5), length(r.value) + length($3) - 1, r.version + 1, $6) WHERE r.namespace = $1 AND r.key = $2 AND (r.expires_at IS NULL OR r.expires_at > $6) AND length(r.value) + length($3) <= $8 AND CASE WHEN length(r.value) = 0 THEN false WHEN get_byte(r.value, 0) = {bytes} THEN true WHEN get_byte(r.value, 0) = {string} THEN $7 ELSE false END RETURNING (length(r.value) - 1) :: bigint"#,
+            r#"UPDATE "{t}" AS r SET (value, checksum, size, version, updated_at) = (SELECT r.value || $3, ({shifted} # $5), length(r.value) + length($3) - 1, r.version + 1, $6) WHERE r.namespace = $1 AND r.key = $2 AND (r.expires_at IS NULL OR r.expires_at > $6) AND length(r.value) + length($3) <= $8 AND CASE WHEN length(r.value) = 0 THEN false ELSE get_byte(r.value, 0) = ANY($7 :: int[]) END RETURNING (length(r.value) - 1) :: bigint"#,
             shifted = shifted.join(" # "),
         )
     }

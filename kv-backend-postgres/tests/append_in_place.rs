@@ -12,11 +12,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kv_backend_postgres::PgStore;
-use kv_core::{Backend, Error, KVStore, ManualClock, SetOptions, Store, StoreOptions, Value};
+use kv_core::{Error, KVStore, ManualClock, SetOptions, Store, StoreOptions, Value};
 
 async fn in_place(backend: &PgStore) -> u64 {
-    let stats = Backend::stats(backend).await.unwrap();
-    stats.fields["appends_in_place"].as_u64().unwrap()
+    common::stat(backend, "appends_in_place").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,8 +14,7 @@ use kv_backend_postgres::PgStore;
 use kv_core::{Error, KVStore, ManualClock, SetOptions, Store, Value, ValueType};
 
 async fn in_place(backend: &PgStore) -> u64 {
-    let stats = kv_core::Backend::stats(backend).await.unwrap();
-    stats.fields["increments_in_place"].as_u64().unwrap()
+    common::stat(backend, "increments_in_place").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

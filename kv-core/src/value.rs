@@ -43,6 +43,19 @@ const TAG_JSON: u8 = 5;
 const TAG_BYTES: u8 = 6;
 
 impl Value {
+    /// The first byte of the [`encode`](Self::encode)d values that this
+    /// piece may be appended to (`append`'s rule: a string piece to a
+    /// string or bytes, a bytes piece to bytes); empty for any other
+    /// piece. For backends that append to the encoding in place
+    /// ([`Backend::append_in_place`](crate::Backend::append_in_place)).
+    pub fn append_target_tags(&self) -> &'static [u8] {
+        match self {
+            Value::String(_) => &[TAG_STRING, TAG_BYTES],
+            Value::Bytes(_) => &[TAG_BYTES],
+            _ => &[],
+        }
+    }
+
     /// A JSON value from any `Serialize` type.
     pub fn json<T: Serialize + ?Sized>(value: &T) -> Result<Value> {
         serde_json::to_value(value)
@@ -347,6 +360,17 @@ pub enum ValueType {
 }
 
 impl ValueType {
+    /// Every type but `Custom`.
+    pub const BUILT_IN: [ValueType; 7] = [
+        ValueType::String,
+        ValueType::Json,
+        ValueType::Binary,
+        ValueType::Number,
+        ValueType::Boolean,
+        ValueType::Document,
+        ValueType::Image,
+    ];
+
     /// Whether a value of this variant may carry this type.
     pub fn accepts(&self, value: &Value) -> bool {
         match self {
@@ -462,16 +486,10 @@ mod tests {
 
     #[test]
     fn value_types_parse_and_check() {
-        for t in [
-            ValueType::String,
-            ValueType::Json,
-            ValueType::Binary,
-            ValueType::Number,
-            ValueType::Boolean,
-            ValueType::Document,
-            ValueType::Image,
-            ValueType::Custom("geo".into()),
-        ] {
+        for t in ValueType::BUILT_IN
+            .into_iter()
+            .chain([ValueType::Custom("geo".into())])
+        {
             assert_eq!(t.name().parse::<ValueType>().ok(), Some(t.clone()));
         }
         assert!("nope".parse::<ValueType>().is_err());

@@ -60,3 +60,9 @@ pub async fn drop_tables(url: &str, tables: &[String]) {
     }
     pool.close().await;
 }
+
+/// A counter from the backend's `stats()` fields.
+pub async fn stat(backend: &PgStore, field: &str) -> u64 {
+    let stats = kv_core::Backend::stats(backend).await.unwrap();
+    stats.fields[field].as_u64().unwrap()
+}
