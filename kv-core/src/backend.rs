@@ -485,7 +485,8 @@ pub trait Backend: Send + Sync + fmt::Debug {
 
     /// Appends `piece` (a string or bytes) to the value under `key` in one
     /// atomic step where that is clear-cut: the record is live at `now`,
-    /// holds a string and `piece` is a string, or holds bytes; and the
+    /// holds a string and `piece` is a string, or holds bytes (the
+    /// encodings whose tag is in `piece.append_target_tags()`); and the
     /// encoded result is at most `max_size` bytes. Then it bumps the
     /// version, sets `updated_at` to `now`, keeps everything else, and
     /// returns `Some(new payload length)`. Otherwise it changes nothing and
