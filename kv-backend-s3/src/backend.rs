@@ -12,7 +12,8 @@
 //! | `delete` | GET (for the precondition and the expiry), then DELETE |
 //! | `scan` | LIST from the cursor (`start-after`), then GETs in parallel, in key order |
 //! | `delete_range` (`delete_pattern` on a prefix) | LIST + GETs (to count live keys) + bulk DELETE (`delete_stream`) |
-//! | `remove_expired` (`cleanup_expired`) | LIST + GETs + bulk DELETE of the expired ones |
+//! | `remove_expired` (`cleanup_expired`) | LIST + GETs, a HEAD of each expired one, bulk DELETE of those unchanged |
+//! | `delete_keys` (`delete_many`, pattern deletes that are not a prefix) | GETs, [`concurrency`](crate::S3Options::concurrency) at a time, then bulk DELETE of the objects found |
 //! | `namespaces` | LIST with delimiter under the prefix |
 //! | `apply` (batches) | refused: object stores cannot write several objects atomically |
 //!
@@ -23,25 +24,27 @@
 //! **Deletes are not conditional.** `object_store` has no conditional
 //! DELETE, so `delete(Version(v))` and `remove_expired` check the record
 //! and then delete it: a writer that rewrites the key between the check
-//! and the DELETE (one round trip) loses that write. `cleanup_expired`
-//! racing with a writer that revives an expired key is the one place this
-//! shows; every other path of the store uses conditional PUTs.
+//! and the DELETE loses that write. `remove_expired` reads a page of
+//! records, then asks each expired one's ETag again with a HEAD request
+//! right before the bulk DELETE and spares the objects rewritten since,
+//! so the window is the one round trip between that HEAD and the DELETE.
+//! `cleanup_expired` racing with a writer that revives an expired key is
+//! the one place this shows; every other path of the store uses
+//! conditional PUTs.
 
 use std::fmt;
 use std::future::Future;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use async_trait::async_trait;
-use futures_util::stream::{self, BoxStream, StreamExt, TryStreamExt};
+use futures_util::stream::{self, StreamExt, TryStreamExt};
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{
-    ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, PutResult,
-    UpdateVersion,
+    ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, PutResult, UpdateVersion,
 };
 
 use kv_core::backend::{
@@ -55,29 +58,6 @@ use crate::cas::{Cas, CasMode};
 use crate::error::{classify, map, Failure, BACKEND};
 use crate::layout::{Layout, ASSUMED_NAMESPACE_LEN};
 use crate::options::{S3Config, S3Options};
-
-/// How long a listing stopped at the end of a page is kept for the call
-/// that asks for the next page.
-const CONTINUATION_TTL: Duration = Duration::from_secs(30);
-
-/// A listing stopped after `after`, the last key of a page, with what the
-/// object store returned next (`None`: the listing had ended). The next
-/// page of the same range picks it up instead of starting a LIST after
-/// `after`: one request fewer when the page ended exactly where the
-/// listing did, as a walk of 1,000 keys in pages of 1,000 does.
-struct Continuation {
-    namespace_path: Path,
-    range: KeyRange,
-    after: String,
-    rest: Option<Rest>,
-    at: Instant,
-}
-
-/// The next object of a listing and the listing after it.
-type Rest = (
-    ObjectMeta,
-    BoxStream<'static, object_store::Result<ObjectMeta>>,
-);
 
 /// One object of a listing.
 struct Listed {
@@ -111,13 +91,12 @@ struct Inner {
     cas: Cas,
     closed: AtomicBool,
     counters: Counters,
-    /// The last listing stopped at the end of a page.
-    continuation: Mutex<Option<Continuation>>,
 }
 
 #[derive(Default)]
 struct Counters {
     gets: AtomicU64,
+    heads: AtomicU64,
     puts: AtomicU64,
     lists: AtomicU64,
     deletes: AtomicU64,
@@ -175,7 +154,6 @@ impl S3Store {
                 kind,
                 closed: AtomicBool::new(false),
                 counters: Counters::default(),
-                continuation: Mutex::new(None),
             }),
         })
     }
@@ -200,11 +178,24 @@ impl S3Store {
     /// atomic within this process only** — never point two processes (or
     /// two `S3Store`s) at one folder while either writes. Listing is not
     /// ordered there, so [`S3Options::ordered_listing`] is off. Writes are
-    /// not fsynced.
+    /// not fsynced. Object names can differ only in the case of a letter,
+    /// so a directory on a case-insensitive file system (the default on
+    /// macOS and Windows) is refused with [`Error::Unsupported`].
     pub fn local(dir: impl AsRef<std::path::Path>) -> Result<S3Store> {
         let dir = dir.as_ref();
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        if !case_sensitive(dir)? {
+            return Err(Error::Unsupported {
+                operation: "S3Store::local".into(),
+                backend: BACKEND.into(),
+                reason: format!(
+                    "{} is on a case-insensitive file system, where two keys' object \
+                     names that differ only in case would be one file",
+                    dir.display()
+                ),
+            });
+        }
         let fs = LocalFileSystem::new_with_prefix(dir)
             .map_err(|e| map(e, "LocalFileSystem"))?
             .with_automatic_cleanup(true);
@@ -466,30 +457,15 @@ impl S3Store {
             Bound::Excluded(k) => Some(layout.offset(namespace_path, k, true)),
         };
         let ordered = self.inner.options.ordered_listing;
-        let resumed = match after {
-            Some(a) if ordered => self.resume(namespace_path, range, a),
-            _ => None,
-        };
-        let (mut pending, mut listing) = match resumed {
-            Some(None) => return Ok((Vec::new(), true)),
-            Some(Some((next, rest))) => (Some(next), rest),
-            None => {
-                bump(&self.inner.counters.lists);
-                let listing = match &offset {
-                    Some(o) => self.store().list_with_offset(Some(namespace_path), o),
-                    None => self.store().list(Some(namespace_path)),
-                };
-                (None, listing)
-            }
+        bump(&self.inner.counters.lists);
+        let mut listing = match &offset {
+            Some(o) => self.store().list_with_offset(Some(namespace_path), o),
+            None => self.store().list(Some(namespace_path)),
         };
         let wanted = |key: &str| range.contains(key) && after.is_none_or(|a| key > a);
         let mut out = Vec::new();
         loop {
-            let next = match pending.take() {
-                Some(meta) => Some(Ok(meta)),
-                None => listing.next().await,
-            };
-            let meta = match next {
+            let meta = match listing.next().await {
                 None => break,
                 Some(Ok(meta)) => meta,
                 Some(Err(e)) => match classify(e, self.name()) {
@@ -514,23 +490,9 @@ impl S3Store {
                 e_tag: meta.e_tag,
             });
             if ordered && out.len() >= limit {
-                // Look one object ahead: free when the listing ends here,
-                // the next page's request otherwise, which the next call
-                // then does not repeat.
-                let rest = match listing.next().await {
-                    None => None,
-                    Some(Ok(meta)) => Some((meta, listing)),
-                    Some(Err(_)) => return Ok((out, false)),
-                };
-                let ended = rest.is_none();
-                self.keep_continuation(Continuation {
-                    namespace_path: namespace_path.clone(),
-                    range: range.clone(),
-                    after: out.last().map(|l| l.key.clone()).unwrap_or_default(),
-                    rest,
-                    at: Instant::now(),
-                });
-                return Ok((out, ended));
+                // A page ends here. The next page is a new LIST after its
+                // last key, so it sees every write made before it starts.
+                return Ok((out, false));
             }
         }
         if ordered {
@@ -543,28 +505,6 @@ impl S3Store {
             return Ok((out, false));
         }
         Ok((out, true))
-    }
-
-    /// The listing kept for the page after `after` of `range`, if any and
-    /// recent: `Some(None)` when it had ended.
-    fn resume(&self, namespace_path: &Path, range: &KeyRange, after: &str) -> Option<Option<Rest>> {
-        let mut slot = self.inner.continuation.lock().ok()?;
-        let fits = slot.as_ref().is_some_and(|c| {
-            c.after == after
-                && &c.namespace_path == namespace_path
-                && &c.range == range
-                && c.at.elapsed() < CONTINUATION_TTL
-        });
-        if !fits {
-            return None;
-        }
-        slot.take().map(|c| c.rest)
-    }
-
-    fn keep_continuation(&self, c: Continuation) {
-        if let Ok(mut slot) = self.inner.continuation.lock() {
-            *slot = Some(c);
-        }
     }
 
     /// Up to `limit` answers of `read` for the objects in `range` after
@@ -652,12 +592,37 @@ impl S3Store {
     /// Removes the records in `range` (all of them, or those `pick`
     /// selects), page by page; returns how many `count` selects among the
     /// removed.
+    /// The objects of `chosen` that still carry the ETag they were read
+    /// with, asked with HEAD requests, `concurrency` at a time, just before
+    /// they are deleted: a writer that rewrote one since (reviving an
+    /// expired key) keeps its write unless it lands in the moment between
+    /// the HEAD and the DELETE.
+    async fn unchanged(&self, chosen: Vec<(Path, Fetched)>) -> Result<Vec<(Path, Fetched)>> {
+        let heads = stream::iter(chosen.into_iter().map(|(path, f)| async move {
+            bump(&self.inner.counters.heads);
+            match self.store().head(&path).await {
+                Ok(meta) => {
+                    let same = f.tag.e_tag.is_some() && meta.e_tag == f.tag.e_tag;
+                    Ok(same.then_some((path, f)))
+                }
+                Err(e) => match classify(e, self.name()) {
+                    Failure::NotFound | Failure::Conflict => Ok(None),
+                    Failure::Other(e) => Err(e),
+                },
+            }
+        }))
+        .buffered(self.inner.options.concurrency);
+        let kept: Vec<Option<(Path, Fetched)>> = heads.try_collect().await?;
+        Ok(kept.into_iter().flatten().collect())
+    }
+
     async fn remove_where(
         &self,
         namespace: &str,
         range: &KeyRange,
         pick: impl Fn(&Record) -> bool + Send + Sync,
         count: impl Fn(&Record) -> bool + Send + Sync,
+        recheck: bool,
     ) -> Result<u64> {
         let local = matches!(self.cas_mode().await?, CasMode::Local);
         let mut total = 0;
@@ -683,6 +648,11 @@ impl S3Store {
                     }
                 }
             } else {
+                let chosen = if recheck {
+                    self.unchanged(chosen).await?
+                } else {
+                    chosen
+                };
                 let counted: Vec<bool> = chosen.iter().map(|(_, f)| count(&f.record)).collect();
                 let n_counted = counted.iter().filter(|c| **c).count() as u64;
                 let all = chosen.len() as u64;
@@ -899,7 +869,7 @@ impl Backend for S3Store {
         let mut removed = 0;
         for ns in namespaces {
             removed += self
-                .remove_where(&ns, &KeyRange::all(), |r| r.is_expired(now), |_| true)
+                .remove_where(&ns, &KeyRange::all(), |r| r.is_expired(now), |_| true, true)
                 .await?;
         }
         Ok(removed)
@@ -907,8 +877,33 @@ impl Backend for S3Store {
 
     async fn delete_range(&self, namespace: &str, range: &KeyRange, now: Timestamp) -> Result<u64> {
         self.check_open()?;
-        self.remove_where(namespace, range, |_| true, |r| !r.is_expired(now))
+        self.remove_where(namespace, range, |_| true, |r| !r.is_expired(now), false)
             .await
+    }
+
+    async fn delete_keys(&self, namespace: &str, keys: &[String], now: Timestamp) -> Result<u64> {
+        self.check_open()?;
+        if matches!(self.cas_mode().await?, CasMode::Local) {
+            // Deletes take the key's lock there: key by key.
+            return kv_core::ops::delete_keys(self, namespace, keys, now).await;
+        }
+        // A GET of each key (`concurrency` at a time) tells which exist and
+        // which are live; the ones that exist go in bulk deletes.
+        let records = self.read_many(namespace, keys).await?;
+        let layout = &self.inner.layout;
+        let (mut paths, mut live) = (Vec::new(), 0u64);
+        for (key, record) in keys.iter().zip(records) {
+            let Some(record) = record else { continue };
+            if let Some(path) = layout.object_path(namespace, key)? {
+                paths.push(path);
+                live += u64::from(!record.is_expired(now));
+            }
+        }
+        let all = paths.len() as u64;
+        let removed = self.remove_all(paths).await?;
+        // Objects gone since they were read were not removed by this call;
+        // the shortfall comes off the live ones first, conservatively.
+        Ok(live.saturating_sub(all - removed))
     }
 
     async fn namespaces(&self) -> Result<Vec<String>> {
@@ -958,6 +953,7 @@ impl Backend for S3Store {
         );
         f.insert("max_key_len".into(), (self.max_key_len() as u64).into());
         f.insert("get_requests".into(), load(&inner.counters.gets).into());
+        f.insert("head_requests".into(), load(&inner.counters.heads).into());
         f.insert("put_requests".into(), load(&inner.counters.puts).into());
         f.insert("list_requests".into(), load(&inner.counters.lists).into());
         f.insert(
@@ -969,5 +965,42 @@ impl Backend for S3Store {
             load(&inner.counters.conflicts).into(),
         );
         Ok(stats)
+    }
+}
+
+/// Whether names in `dir` that differ only in case are different files:
+/// creates a file with a lower-case name and looks for its upper-case
+/// spelling.
+fn case_sensitive(dir: &std::path::Path) -> Result<bool> {
+    let name = format!(
+        ".kv-case-probe-{}-{:x}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+    );
+    let lower = dir.join(&name);
+    let upper = dir.join(name.to_uppercase());
+    std::fs::write(&lower, b"")
+        .map_err(|e| Error::io(format!("writing {}", lower.display()), e))?;
+    let aliased = upper.try_exists();
+    let _ = std::fs::remove_file(&lower);
+    let aliased = aliased.map_err(|e| Error::io(format!("looking for {}", upper.display()), e))?;
+    Ok(!aliased)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The case probe finds this machine's temp directory case-sensitive
+    /// (Linux file systems are) and leaves nothing behind.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_case_probe_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        assert!(case_sensitive(dir.path()).expect("probe"));
+        assert_eq!(std::fs::read_dir(dir.path()).expect("list").count(), 0);
     }
 }

@@ -53,7 +53,7 @@ use kv_core::{Error, Record};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
 
-use crate::error::{classify, Failure};
+use crate::error::{classify, map, refused, Failure};
 use crate::layout::Layout;
 
 /// How conditional writes are made atomic on this store.
@@ -196,98 +196,135 @@ fn probe_id() -> String {
 }
 
 /// Checks that `store` honours conditional PUTs (see the
-/// [module docs](self)). `Ok(Err(reason))` when it does not; `Err` when
-/// the store could not be asked (connection, permissions).
+/// [module docs](self)). `Ok(Err(reason))` when it does not: it ignores
+/// the conditions, or answers them with an HTTP status that refuses them
+/// (a 4xx other than the condition's own failure, or 501). `Err` when the
+/// store could not be asked: a plain PUT fails first (connection,
+/// permissions), or a conditional one fails without such an answer
+/// (connection, timeout, another 5xx); that `Err` is not remembered, so
+/// the next conditional write probes again.
 pub(crate) async fn probe(
     store: &dyn ObjectStore,
     layout: &Layout,
 ) -> Result<Result<(), String>, Error> {
+    let plain = layout.probe_path(&probe_id());
     let path = layout.probe_path(&probe_id());
-    let result = probe_steps(store, &path).await;
+    let result = probe_steps(store, &plain, &path).await;
     // Best effort: a leftover probe object is harmless (it never lists as
     // a record) and tiny.
+    let _ = store.delete(&plain).await;
     let _ = store.delete(&path).await;
     result
 }
 
-async fn probe_steps(store: &dyn ObjectStore, path: &Path) -> Result<Result<(), String>, Error> {
+async fn probe_steps(
+    store: &dyn ObjectStore,
+    plain: &Path,
+    path: &Path,
+) -> Result<Result<(), String>, Error> {
     let name = store.to_string();
-    let put = |body: &'static str, mode: PutMode| {
+    let put = |path: &Path, body: &'static str, mode: PutMode| {
         let opts = PutOptions {
             mode,
             ..PutOptions::default()
         };
-        store.put_opts(path, PutPayload::from_static(body.as_bytes()), opts)
+        let path = path.clone();
+        async move {
+            store
+                .put_opts(&path, PutPayload::from_static(body.as_bytes()), opts)
+                .await
+        }
     };
+    // 0. A plain PUT: the store can be reached and written to.
+    put(plain, "kv probe 0", PutMode::Overwrite)
+        .await
+        .map_err(|e| map(e, &name))?;
     // 1. Create on a fresh name.
-    let first = match put("kv probe 1", PutMode::Create).await {
+    let first = match put(path, "kv probe 1", PutMode::Create).await {
         Ok(r) => r,
         Err(e) => {
+            let why = refusal(&e, "PutMode::Create of a fresh object name");
             return match classify(e, &name) {
                 Failure::Other(Error::Unsupported { .. }) => {
                     Ok(Err("PutMode::Create is not implemented".into()))
                 }
-                Failure::Other(e) => Err(e),
+                Failure::Other(e) => why.map_or(Err(e), |r| Ok(Err(r))),
                 Failure::NotFound | Failure::Conflict => {
                     Ok(Err("PutMode::Create of a fresh object name failed".into()))
                 }
-            }
+            };
         }
     };
     // 2. A second Create must fail.
-    match put("kv probe 2", PutMode::Create).await {
+    match put(path, "kv probe 2", PutMode::Create).await {
         Ok(_) => {
             return Ok(Err(
                 "a second PutMode::Create of one object succeeded (If-None-Match is ignored)"
                     .into(),
             ))
         }
-        Err(e) => match classify(e, &name) {
-            Failure::Conflict => {}
-            Failure::Other(Error::Unsupported { .. }) => {
-                return Ok(Err("PutMode::Create is not implemented".into()))
+        Err(e) => {
+            let why = refusal(&e, "a second PutMode::Create");
+            match classify(e, &name) {
+                Failure::Conflict => {}
+                Failure::Other(Error::Unsupported { .. }) => {
+                    return Ok(Err("PutMode::Create is not implemented".into()))
+                }
+                Failure::Other(e) => return why.map_or(Err(e), |r| Ok(Err(r))),
+                Failure::NotFound => {
+                    return Ok(Err(
+                        "a second PutMode::Create failed with NotFound instead of AlreadyExists"
+                            .into(),
+                    ))
+                }
             }
-            Failure::Other(e) => return Err(e),
-            Failure::NotFound => {
-                return Ok(Err(
-                    "a second PutMode::Create failed with NotFound instead of AlreadyExists".into(),
-                ))
-            }
-        },
+        }
     }
     // 3. Update with a stale ETag must fail.
     let stale = UpdateVersion {
         e_tag: Some("\"kv-probe-stale-etag\"".into()),
         version: None,
     };
-    match put("kv probe 3", PutMode::Update(stale)).await {
+    match put(path, "kv probe 3", PutMode::Update(stale)).await {
         Ok(_) => {
             return Ok(Err(
                 "PutMode::Update with a stale ETag succeeded (If-Match is ignored)".into(),
             ))
         }
-        Err(e) => match classify(e, &name) {
-            Failure::Conflict | Failure::NotFound => {}
-            Failure::Other(Error::Unsupported { .. }) => {
-                return Ok(Err("PutMode::Update is not implemented".into()))
+        Err(e) => {
+            let why = refusal(&e, "PutMode::Update with a stale ETag");
+            match classify(e, &name) {
+                Failure::Conflict | Failure::NotFound => {}
+                Failure::Other(Error::Unsupported { .. }) => {
+                    return Ok(Err("PutMode::Update is not implemented".into()))
+                }
+                Failure::Other(e) => return why.map_or(Err(e), |r| Ok(Err(r))),
             }
-            Failure::Other(e) => return Err(e),
-        },
+        }
     }
     // 4. Update with the current ETag must succeed.
     if first.e_tag.is_none() && first.version.is_none() {
         return Ok(Err("PUT returned neither an ETag nor a version".into()));
     }
-    match put("kv probe 4", PutMode::Update(first.into())).await {
+    match put(path, "kv probe 4", PutMode::Update(first.into())).await {
         Ok(_) => Ok(Ok(())),
-        Err(e) => match classify(e, &name) {
-            Failure::Conflict | Failure::NotFound => {
-                Ok(Err("PutMode::Update with the current ETag failed".into()))
+        Err(e) => {
+            let why = refusal(&e, "PutMode::Update with the current ETag");
+            match classify(e, &name) {
+                Failure::Conflict | Failure::NotFound => {
+                    Ok(Err("PutMode::Update with the current ETag failed".into()))
+                }
+                Failure::Other(Error::Unsupported { .. }) => {
+                    Ok(Err("PutMode::Update is not implemented".into()))
+                }
+                Failure::Other(e) => why.map_or(Err(e), |r| Ok(Err(r))),
             }
-            Failure::Other(Error::Unsupported { .. }) => {
-                Ok(Err("PutMode::Update is not implemented".into()))
-            }
-            Failure::Other(e) => Err(e),
-        },
+        }
     }
+}
+
+/// Why a conditional PUT counts as refused, when the store answered it
+/// with a status that refuses the request (see [`refused`]).
+fn refusal(e: &object_store::Error, what: &str) -> Option<String> {
+    refused(e).then(|| format!("{what} was refused: {e}"))
 }

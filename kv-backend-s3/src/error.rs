@@ -74,6 +74,25 @@ pub(crate) fn map(e: object_store::Error, store: &str) -> Error {
     }
 }
 
+/// The HTTP status an error reports. object_store's retry error says
+/// "Server returned non-2xx status code: 503 Service Unavailable: …"; its
+/// type is not public, so the status is read from the text.
+fn http_status(e: &(dyn StdError + 'static)) -> Option<u16> {
+    let text = e.to_string();
+    let at = text.find("status code: ")? + "status code: ".len();
+    let digits = text.get(at..at + 3)?;
+    digits.parse().ok().filter(|s| (100..600).contains(s))
+}
+
+/// Whether the store answered a request with a status that refuses it
+/// (a 4xx but 429, or 501 Not Implemented), rather than failing to
+/// answer (connection, timeout, overload: other 5xx and 429). A
+/// condition's own failures (404, 409, 412) are mapped by object_store
+/// before this, and `classify` sees them first.
+pub(crate) fn refused(e: &object_store::Error) -> bool {
+    http_status(e).is_some_and(|s| ((400..500).contains(&s) && s != 429) || s == 501)
+}
+
 /// Whether retrying later may succeed: walks the error's causes.
 fn is_temporary(e: &(dyn StdError + 'static)) -> bool {
     if matches!(
@@ -82,10 +101,7 @@ fn is_temporary(e: &(dyn StdError + 'static)) -> bool {
     ) {
         return true;
     }
-    let text = e.to_string();
-    // object_store's retry error says "Server returned non-2xx status
-    // code: 503 Service Unavailable: …"; its type is not public.
-    if text.contains("status code: 5") || text.contains("status code: 429") {
+    if http_status(e).is_some_and(|s| s >= 500 || s == 429) {
         return true;
     }
     let mut cause: Option<&(dyn StdError + 'static)> = Some(e);
@@ -170,6 +186,35 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn a_status_that_refuses_the_request_is_told_from_one_that_may_pass() {
+        let status = |text: &str| object_store::Error::Generic {
+            store: "S3",
+            source: boxed(text),
+        };
+        for refusing in [
+            "Server returned non-2xx status code: 400 Bad Request: InvalidArgument",
+            "Server returned non-2xx status code: 403 Forbidden: ",
+            "Server returned non-2xx status code: 501 Not Implemented: If-Match",
+        ] {
+            assert!(refused(&status(refusing)), "{refusing}");
+        }
+        for passing in [
+            "Server returned non-2xx status code: 503 Service Unavailable: SlowDown",
+            "Server returned non-2xx status code: 500 Internal Server Error: ",
+            "Server returned non-2xx status code: 429 Too Many Requests: ",
+            "error sending request",
+            "status code: 4",
+        ] {
+            assert!(!refused(&status(passing)), "{passing}");
+        }
+        let io = object_store::Error::Generic {
+            store: "S3",
+            source: Box::new(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)),
+        };
+        assert!(!refused(&io));
     }
 
     #[test]

@@ -1,14 +1,17 @@
 //! A store that does not honour conditional PUTs (a wrapper that turns
 //! `PutMode::Create` and `PutMode::Update` into `Overwrite`, as some
-//! S3-compatible servers silently do) is caught by the probe: compare-and-
-//! swap, increment, `set_nx` — every conditional write — fail with
+//! S3-compatible servers silently do; one that ignores only `If-Match`;
+//! one that answers them with 400 or 501) is caught by the probe: compare-
+//! and-swap, increment, `set_nx` — every conditional write — fail with
 //! `Error::Unsupported` naming the store, and nothing stored is lost or
-//! changed, even under concurrent attempts. With
+//! changed, even under concurrent attempts. A store that answers with 503
+//! is probed again later. With
 //! `S3Options::allow_local_locking` the same store works, atomically
 //! within the process.
 #![allow(clippy::unwrap_used)]
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -25,27 +28,72 @@ use object_store::{
     PutMode, PutMultipartOptions, PutOptions, PutPayload, PutResult, Result as OsResult,
 };
 
-/// An in-memory store that ignores `If-None-Match` and `If-Match`.
-#[derive(Debug, Default)]
-struct IgnoresConditions {
-    inner: InMemory,
+/// How [`OddStore`] treats conditional PUTs.
+#[derive(Debug)]
+enum How {
+    /// Ignores `If-None-Match` and `If-Match`: every PUT overwrites.
+    IgnoresConditions,
+    /// Honours `If-None-Match` but ignores `If-Match`.
+    IgnoresIfMatch,
+    /// Answers every conditional PUT with this HTTP status line.
+    Refuses(&'static str),
+    /// Answers conditional PUTs with 503 while the flag is set, then
+    /// honours them.
+    Unavailable(AtomicBool),
 }
 
-impl fmt::Display for IgnoresConditions {
+/// An in-memory store with one of the ways S3-compatible servers get
+/// conditional PUTs wrong.
+#[derive(Debug)]
+struct OddStore {
+    inner: InMemory,
+    how: How,
+}
+
+impl OddStore {
+    fn new(how: How) -> Self {
+        OddStore {
+            inner: InMemory::new(),
+            how,
+        }
+    }
+}
+
+impl fmt::Display for OddStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("IgnoresConditions")
+        write!(f, "{:?}", self.how)
+    }
+}
+
+fn status(line: &str) -> object_store::Error {
+    object_store::Error::Generic {
+        store: "OddStore",
+        source: format!("Server returned non-2xx status code: {line}: conditional PUT").into(),
     }
 }
 
 #[async_trait]
-impl ObjectStore for IgnoresConditions {
+impl ObjectStore for OddStore {
     async fn put_opts(
         &self,
         location: &Path,
         payload: PutPayload,
         mut opts: PutOptions,
     ) -> OsResult<PutResult> {
-        opts.mode = PutMode::Overwrite;
+        let conditional = !matches!(opts.mode, PutMode::Overwrite);
+        match &self.how {
+            How::IgnoresConditions => opts.mode = PutMode::Overwrite,
+            How::IgnoresIfMatch => {
+                if matches!(opts.mode, PutMode::Update(_)) {
+                    opts.mode = PutMode::Overwrite;
+                }
+            }
+            How::Refuses(line) if conditional => return Err(status(line)),
+            How::Unavailable(on) if conditional && on.load(Ordering::SeqCst) => {
+                return Err(status("503 Service Unavailable"))
+            }
+            How::Refuses(_) | How::Unavailable(_) => {}
+        }
         self.inner.put_opts(location, payload, opts).await
     }
 
@@ -102,7 +150,7 @@ async fn object_names(store: &Arc<dyn ObjectStore>) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn store_ignoring_conditions_refuses_atomic_operations_and_loses_nothing() {
-    let objects: Arc<dyn ObjectStore> = Arc::new(IgnoresConditions::default());
+    let objects: Arc<dyn ObjectStore> = Arc::new(OddStore::new(How::IgnoresConditions));
     let backend = Arc::new(S3Store::new(Arc::clone(&objects), S3Options::default()).unwrap());
     // Seed a counter with an unconditional write (allowed: it needs no
     // atomicity).
@@ -167,7 +215,7 @@ async fn store_ignoring_conditions_refuses_atomic_operations_and_loses_nothing()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn opting_into_local_locking_makes_it_atomic_within_the_process() {
-    let objects: Arc<dyn ObjectStore> = Arc::new(IgnoresConditions::default());
+    let objects: Arc<dyn ObjectStore> = Arc::new(OddStore::new(How::IgnoresConditions));
     let backend = S3Store::new(
         Arc::clone(&objects),
         S3Options::default().allow_local_locking(true),
@@ -190,4 +238,50 @@ async fn opting_into_local_locking_makes_it_atomic_within_the_process() {
     assert_eq!(store.get("counter").await.unwrap(), Some(Value::Int(200)));
     assert!(store.set_nx("once", 1.into()).await.unwrap());
     assert!(!store.set_nx("once", 2.into()).await.unwrap());
+}
+
+/// A store that honours `If-None-Match` but ignores `If-Match`, or that
+/// answers conditional PUTs with a status refusing them (400, 501), is
+/// caught too: its atomic operations fail with `Unsupported` and write
+/// nothing.
+#[tokio::test]
+async fn stores_refusing_or_half_honouring_conditions_are_unsupported() {
+    for how in [
+        How::IgnoresIfMatch,
+        How::Refuses("400 Bad Request"),
+        How::Refuses("501 Not Implemented"),
+    ] {
+        let what = format!("{how:?}");
+        let objects: Arc<dyn ObjectStore> = Arc::new(OddStore::new(how));
+        let backend = Arc::new(S3Store::new(Arc::clone(&objects), S3Options::default()).unwrap());
+        assert_eq!(
+            backend.probe().await.unwrap(),
+            CasMechanism::Unsupported,
+            "{what}"
+        );
+        let store = Store::new(Arc::clone(&backend) as Arc<dyn Backend>);
+        let r = store.increment("counter", 1).await;
+        assert!(matches!(r, Err(Error::Unsupported { .. })), "{what}: {r:?}");
+        assert!(object_names(&objects).await.is_empty(), "{what}");
+    }
+}
+
+/// A store that answers conditional PUTs with 503 for a while could not
+/// be asked: the probe's error is temporary and not remembered, and once
+/// the store answers, the probe finds conditional PUTs honoured.
+#[tokio::test]
+async fn an_unavailable_store_is_probed_again_later() {
+    let odd = Arc::new(OddStore::new(How::Unavailable(AtomicBool::new(true))));
+    let objects: Arc<dyn ObjectStore> = odd.clone();
+    let backend = Arc::new(S3Store::new(Arc::clone(&objects), S3Options::default()).unwrap());
+    match backend.probe().await {
+        Err(e) => assert!(e.is_temporary(), "{e:?}"),
+        Ok(mode) => panic!("expected a temporary error, got {mode:?}"),
+    }
+    if let How::Unavailable(on) = &odd.how {
+        on.store(false, Ordering::SeqCst);
+    }
+    assert_eq!(backend.probe().await.unwrap(), CasMechanism::ConditionalPut);
+    let store = Store::new(Arc::clone(&backend) as Arc<dyn Backend>);
+    assert_eq!(store.increment("counter", 2).await.unwrap(), 2);
 }

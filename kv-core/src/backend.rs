@@ -470,6 +470,15 @@ pub trait Backend: Send + Sync + fmt::Debug {
         crate::ops::delete_range(self, namespace, range, now).await
     }
 
+    /// Removes the records of `keys` (distinct, whatever their version);
+    /// returns how many of them were live at `now`. `delete_many` and
+    /// pattern deletes that are not a plain prefix come here; the default
+    /// deletes key by key, several at a time. A native path may delete in
+    /// bulk.
+    async fn delete_keys(&self, namespace: &str, keys: &[String], now: Timestamp) -> Result<u64> {
+        crate::ops::delete_keys(self, namespace, keys, now).await
+    }
+
     /// Atomically adds `delta` to the integer under `key` (a missing or
     /// expired key counts as 0) and returns the new value. Keeps TTL, user
     /// metadata and `created_at`; bumps the version.

@@ -236,6 +236,28 @@ pub async fn delete_range<B: Backend + ?Sized>(
     }
 }
 
+/// Deletes `keys` whatever their version, 16 at a time; counts the
+/// ones that were live at `now` (default of [`Backend::delete_keys`]).
+pub async fn delete_keys<B: Backend + ?Sized>(
+    backend: &B,
+    namespace: &str,
+    keys: &[String],
+    now: Timestamp,
+) -> Result<u64> {
+    let mut live = 0;
+    for group in keys.chunks(16) {
+        let deletes = group
+            .iter()
+            .map(|key| backend.delete(namespace, key, Precondition::Any));
+        for outcome in futures_util::future::try_join_all(deletes).await? {
+            if let DeleteOutcome::Deleted { expires_at } = outcome {
+                live += u64::from(!matches!(expires_at, Some(t) if now >= t));
+            }
+        }
+    }
+    Ok(live)
+}
+
 /// The record `increment` writes, given the live record (if any).
 ///
 /// Shared by the generic path and native paths that hold the record in

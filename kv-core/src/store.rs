@@ -1254,16 +1254,18 @@ impl KVStore for Store {
     }
 
     async fn delete_many(&self, keys: &[&str]) -> Result<u64> {
-        let normalized = keys
+        let mut normalized = keys
             .iter()
             .map(|k| self.key(k).map(Cow::into_owned))
             .collect::<Result<Vec<String>>>()?;
-        let outcomes = per_key_concurrently(
-            normalized.into_iter().map(|k| (k, ())),
-            |key, ()| async move { self.delete(&key).await },
-        )
-        .await?;
-        Ok(outcomes.into_iter().filter(|&deleted| deleted).count() as u64)
+        normalized.sort_unstable();
+        normalized.dedup();
+        let deleted = self
+            .backend_ref()
+            .delete_keys(&self.namespace, &normalized, self.now())
+            .await?;
+        bump(&self.shared.counters.deletes, deleted);
+        Ok(deleted)
     }
 
     async fn batch(&self, batch: Batch) -> Result<bool> {
@@ -1351,16 +1353,11 @@ impl KVStore for Store {
         self.walk_keys(&pattern, |k, most| push_sized(&mut keys, k, most))
             .await?;
         let mut deleted = 0;
-        for key in keys {
-            if let DeleteOutcome::Deleted { expires_at } = self
+        for page in keys.chunks(SCAN_PAGE) {
+            deleted += self
                 .backend_ref()
-                .delete(&self.namespace, &key, Precondition::Any)
-                .await?
-            {
-                if !matches!(expires_at, Some(t) if self.now() >= t) {
-                    deleted += 1;
-                }
-            }
+                .delete_keys(&self.namespace, page, now)
+                .await?;
         }
         bump(&self.shared.counters.deletes, deleted);
         Ok(deleted)

@@ -326,8 +326,9 @@ impl fmt::Debug for PostgresSection {
     }
 }
 
-/// The `[s3]` section: an S3 bucket or an S3-compatible server.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+/// The `[s3]` section: an S3 bucket or an S3-compatible server. Its
+/// `Debug` shows neither the access key id nor the secret.
+#[derive(Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct S3Section {
     /// Bucket name (required). Env: `KV_S3_BUCKET`.
@@ -348,6 +349,20 @@ pub struct S3Section {
     /// Default `false` (`http://localhost…` and `http://127.…` are always
     /// allowed).
     pub allow_http: bool,
+}
+
+impl fmt::Debug for S3Section {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("S3Section")
+            .field("bucket", &self.bucket)
+            .field("prefix", &self.prefix)
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("access_key_id", &self.access_key_id.as_ref().map(|_| "***"))
+            .field("secret_access_key", &self.secret_access_key)
+            .field("allow_http", &self.allow_http)
+            .finish()
+    }
 }
 
 /// The `[cache]` section; present = the cache layer is on.
@@ -863,6 +878,17 @@ mod tests {
         let e = StoreConfig::from_url("bogus://ada:hunter2@x").unwrap_err();
         assert!(!e.to_string().contains("hunter2"), "{e}");
         assert_eq!(format!("{:?}", Secret::new("s3cr3t")), "\"***\"");
+        let s3 = S3Section {
+            bucket: "b".into(),
+            access_key_id: Some("AKIAEXAMPLEID".into()),
+            secret_access_key: Some(Secret::new("s3cr3t")),
+            ..S3Section::default()
+        };
+        let debug = format!("{s3:?}");
+        assert!(
+            !debug.contains("AKIAEXAMPLEID") && !debug.contains("s3cr3t"),
+            "{debug}"
+        );
         assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(
             redact_url("postgres://u:p@h/db?x=@"),

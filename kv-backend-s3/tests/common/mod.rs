@@ -2,6 +2,8 @@
 //! prefix per test run so runs never collide, and clean-up.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod hooked;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
