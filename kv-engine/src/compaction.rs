@@ -102,8 +102,14 @@ pub(crate) fn compact(inner: &Inner) -> Result<()> {
     }
 
     // 3. Everything copied is durable in the WAL too; then the snapshot.
+    // `sync_now` fails once the engine is closed or poisoned, and the state
+    // is checked again before each step that makes the snapshot count: a
+    // snapshot copied from an index that stopped matching the log (emptied
+    // by a close, or holding writes a failed fsync lost) must never be
+    // named. `close` waits for this function, so this is a second line.
     inner.sync_now()?;
     let (_, bytes) = writer.finish()?;
+    inner.check_writable()?;
     let path = dir.join(&name);
     storage
         .rename(&tmp, &path)
@@ -113,6 +119,7 @@ pub(crate) fn compact(inner: &Inner) -> Result<()> {
         .map_err(|e| Error::io(format!("syncing directory {}", dir.display()), e))?;
 
     // 4. The new MANIFEST.
+    inner.check_writable()?;
     let manifest = Manifest {
         snapshot: Some(name),
         wal_start: new_start,

@@ -184,7 +184,8 @@ impl Storage for RealStorage {
 /// Which operation [`FaultyStorage`] fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
-    /// The N-th `write_all` (1-based) across all files.
+    /// The N-th write (`write_all` or `write_at`, 1-based) across all
+    /// files.
     Write(u64),
     /// The N-th sync (file `sync_data` or `sync_dir`, 1-based).
     Sync(u64),
@@ -216,7 +217,8 @@ pub const EIO: i32 = 5;
 
 impl FaultyStorage {
     /// Fails `fault` with OS error `errno`. With `partial`, a failing write
-    /// first writes half of its buffer, as a full disk does.
+    /// (`write_all` or `write_at`) first writes half of its buffer, as a
+    /// full disk does.
     pub fn new(fault: Option<Fault>, errno: i32, partial: bool) -> Self {
         FaultyStorage {
             inner: RealStorage,
@@ -289,6 +291,9 @@ impl StorageFile for FaultyFile {
         let n = s.writes.fetch_add(1, Ordering::SeqCst) + 1;
         if self.storage.fired() || s.fault == Some(Fault::Write(n)) {
             s.fired.store(true, Ordering::SeqCst);
+            if s.partial && buf.len() > 1 {
+                self.inner.write_at(&buf[..buf.len() / 2], offset)?;
+            }
             return Err(self.storage.error());
         }
         self.inner.write_at(buf, offset)

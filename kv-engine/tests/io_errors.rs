@@ -5,7 +5,8 @@
 //! WAL buffer, two compactions, reads, close) is first run with
 //! `FaultyStorage::counting()` to learn how many writes and syncs it makes.
 //! Then, for every n up to those counts, it runs again with the n-th write
-//! failing (ENOSPC after writing half the buffer, and EIO) and with the
+//! failing (ENOSPC after writing half the buffer — for a WAL append, half a
+//! record or group of records — and EIO) and with the
 //! n-th sync failing (EIO, and ENOSPC with partial later writes). The
 //! storage stays failed afterwards, as a failed disk does. Checked:
 //!

@@ -12,7 +12,7 @@ use std::time::Duration;
 use kv_core::{Clock, ManualClock};
 use kv_engine::manifest::Manifest;
 use kv_engine::snapshot;
-use kv_engine::storage::RealStorage;
+use kv_engine::storage::{LockGuard, OpenMode, RealStorage, Storage, StorageFile};
 use kv_engine::wal::format::{self, Frame, Kind, Record};
 use kv_engine::{Db, Error, Options, SyncMode, TtlState};
 use proptest::prelude::*;
@@ -433,41 +433,118 @@ fn list(dir: &Path, suffix: &str) -> Vec<String> {
     v
 }
 
+/// Real storage that tells when a compaction is copying the index: its
+/// epoch turns odd when a snapshot's temporary file is created, and even
+/// again when that file is renamed into place.
+#[derive(Debug, Default)]
+struct SnapshotWatch {
+    epoch: std::sync::atomic::AtomicU64,
+}
+
+impl SnapshotWatch {
+    fn epoch(&self) -> u64 {
+        self.epoch.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn note(&self, path: &Path, to: u64) {
+        if path.to_str().is_some_and(|p| p.ends_with(".snap.tmp")) {
+            let now = self.epoch.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            assert_eq!(now % 2, to, "snapshot copies do not nest");
+        }
+    }
+}
+
+impl Storage for SnapshotWatch {
+    fn create_dir_all(&self, path: &Path) -> std::io::Result<()> {
+        RealStorage.create_dir_all(path)
+    }
+    fn open(&self, path: &Path, mode: OpenMode) -> std::io::Result<Arc<dyn StorageFile>> {
+        let file = RealStorage.open(path, mode)?;
+        if mode == OpenMode::Create {
+            self.note(path, 1);
+        }
+        Ok(file)
+    }
+    fn read(&self, path: &Path) -> std::io::Result<Vec<u8>> {
+        RealStorage.read(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        RealStorage.rename(from, to)?;
+        self.note(from, 0);
+        Ok(())
+    }
+    fn remove(&self, path: &Path) -> std::io::Result<()> {
+        RealStorage.remove(path)
+    }
+    fn sync_dir(&self, path: &Path) -> std::io::Result<()> {
+        RealStorage.sync_dir(path)
+    }
+    fn list(&self, dir: &Path) -> std::io::Result<Vec<String>> {
+        RealStorage.list(dir)
+    }
+    fn lock(&self, path: &Path, exclusive: bool) -> std::io::Result<Option<Box<dyn LockGuard>>> {
+        RealStorage.lock(path, exclusive)
+    }
+}
+
 #[test]
 fn compaction_allows_concurrent_ops() {
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+
     let dir = tempfile::tempdir().unwrap();
+    let watch = Arc::new(SnapshotWatch::default());
     let db = Db::open(
         opts(dir.path())
             .segment_size(64 * 1024)
-            .background_compaction(false),
+            .background_compaction(false)
+            .storage(Arc::clone(&watch) as Arc<dyn Storage>),
     )
     .unwrap();
-    for i in 0..20_000u32 {
-        db.set(format!("base{i:06}").as_bytes(), &[3u8; 100])
-            .unwrap();
+    // Enough data that copying it into the snapshot takes tens of
+    // milliseconds: a writer blocked while compaction copies completes no
+    // write inside that window, one that is not completes many.
+    let base = 40_000u32;
+    let mut b = db.batch();
+    for i in 0..base {
+        b.set(format!("base{i:06}").as_bytes(), &[3u8; 100]);
     }
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    b.write().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
     let writer = {
-        let (db, stop) = (db.clone(), Arc::clone(&stop));
+        let (db, stop, watch) = (db.clone(), Arc::clone(&stop), Arc::clone(&watch));
         std::thread::spawn(move || {
-            let mut n = 0u32;
-            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+            let (mut n, mut inside) = (0u32, 0u64);
+            while !stop.load(SeqCst) {
+                let before = watch.epoch();
                 db.set(format!("live{n:06}").as_bytes(), b"x").unwrap();
                 assert_eq!(db.get(b"base000001").unwrap().map(|v| v.len()), Some(100));
                 n += 1;
+                // Started after a compaction began copying the index, done
+                // before it finished the snapshot.
+                if before % 2 == 1 && watch.epoch() == before {
+                    inside += 1;
+                }
             }
-            n
+            (n, inside)
         })
     };
+    let mut took = Vec::new();
     for _ in 0..3 {
+        let t0 = std::time::Instant::now();
         db.compact().unwrap();
+        took.push(t0.elapsed());
     }
-    stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    let written = writer.join().unwrap();
-    assert!(written > 0, "writes went on during compaction");
+    assert_eq!(watch.epoch(), 6, "three snapshots written");
+    stop.store(true, SeqCst);
+    let (written, inside) = writer.join().unwrap();
+    println!("{inside} of {written} writes completed while a compaction copied the index; compactions took {took:?}");
+    assert!(
+        inside > 0,
+        "no write completed while compaction copied the index: it blocks writers ({took:?})"
+    );
     db.close().unwrap();
     let db = open(dir.path());
-    assert_eq!(db.count().unwrap(), 20_000 + written as usize);
+    assert_eq!(db.count().unwrap(), base as usize + written as usize);
 }
 
 #[test]

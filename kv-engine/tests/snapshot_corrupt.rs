@@ -17,7 +17,12 @@
 //!   is `Corruption` too;
 //! - the snapshot the MANIFEST names is missing: open is an error, not an
 //!   empty database, and it destroys nothing (putting the file back gives
-//!   the full state); the same for a missing MANIFEST next to data files.
+//!   the full state); the same for a missing MANIFEST next to data files;
+//! - the first WAL segment after the snapshot (`wal_start`) is missing, and
+//!   no later one exists: `Corruption` naming it, not the snapshot's state
+//!   without the writes logged after it. A database compacted, and one
+//!   compacted then closed with no write, always has that segment (so the
+//!   check never refuses a valid database).
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
@@ -27,6 +32,7 @@ use std::time::Instant;
 
 use kv_engine::manifest::{Manifest, MANIFEST};
 use kv_engine::storage::RealStorage;
+use kv_engine::wal::format::SEGMENT_HEADER_LEN;
 use kv_engine::{Db, Error, Options, SyncMode};
 
 type State = BTreeMap<Vec<u8>, Vec<u8>>;
@@ -381,4 +387,83 @@ fn a_missing_snapshot_or_manifest_is_an_error_not_an_empty_database() {
         Err(e) => println!("without the MANIFEST: {e}"),
     }
     assert!(path.join(&r.snapshot).is_file(), "the snapshot was kept");
+}
+
+fn segment_name(n: u64) -> String {
+    format!("wal-{n:020}.log")
+}
+
+#[test]
+fn a_missing_first_segment_after_the_snapshot_is_corruption() {
+    let r = reference();
+    let first = segment_name(r.manifest.wal_start);
+    let (_dir, path) = r.copy();
+    let bytes = fs::read(path.join(&first)).unwrap();
+    assert!(
+        bytes.len() > SEGMENT_HEADER_LEN,
+        "{first} holds the writes made after the snapshot"
+    );
+    fs::remove_file(path.join(&first)).unwrap();
+    for round in 0..2 {
+        match Db::open(opts(&path)) {
+            Ok(db) => panic!(
+                "open #{round} without {first} succeeded with {} of {} keys (expected Corruption)",
+                state_of(&db).len(),
+                r.state.len()
+            ),
+            Err(Error::Corruption { file, .. }) => {
+                assert_eq!(
+                    file,
+                    path.join(&first),
+                    "the error names the missing segment"
+                );
+            }
+            Err(e) => panic!("open #{round} without {first}: expected Corruption, got {e}"),
+        }
+    }
+    // Nothing was destroyed: with the segment back, everything is there.
+    fs::write(path.join(&first), &bytes).unwrap();
+    let db = Db::open(opts(&path)).unwrap();
+    assert_eq!(state_of(&db), r.state);
+    db.close().unwrap();
+}
+
+#[test]
+fn a_compacted_database_always_has_its_first_segment() {
+    let has_first = |path: &Path, what: &str| {
+        let m = Manifest::load(&RealStorage, path).unwrap().unwrap();
+        assert!(m.snapshot.is_some(), "{what}: compacted");
+        assert!(
+            path.join(segment_name(m.wal_start)).is_file(),
+            "{what}: segment wal_start {} is missing",
+            m.wal_start
+        );
+    };
+    for writes_after in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path();
+        let db = Db::open(opts(path)).unwrap();
+        db.set(b"a", b"1").unwrap();
+        db.compact().unwrap();
+        has_first(path, "right after compact()");
+        // A second compaction with nothing written since the first.
+        db.compact().unwrap();
+        has_first(path, "after a second compact() with no write");
+        if writes_after {
+            db.set(b"b", b"2").unwrap();
+        }
+        db.close().unwrap();
+        for round in 0..3 {
+            let what = format!("reopen #{round} (writes after compaction: {writes_after})");
+            has_first(path, &what);
+            let db = Db::open(opts(path)).unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert_eq!(db.count().unwrap(), 1 + usize::from(writes_after), "{what}");
+            if round == 1 {
+                // Compact a reopened database, then close with no write.
+                db.compact().unwrap();
+                has_first(path, &what);
+            }
+            db.close().unwrap();
+        }
+    }
 }

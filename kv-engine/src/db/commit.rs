@@ -367,12 +367,18 @@ impl Inner {
 
     /// Writes the buffer and fsyncs; returns the sequence number now
     /// durable.
+    ///
+    /// Fails with [`Error::Closed`] or [`Error::Poisoned`] when the engine
+    /// may no longer write: callers (compaction above all) rely on `Ok`
+    /// meaning that what they saw in the index is durable, and after a
+    /// failed fsync a second one may report success for data that was lost.
     pub(crate) fn sync_now(&self) -> Result<u64> {
         let flushed = {
             let mut guard = self.lock_writer();
+            self.check_open()?;
             match guard.as_mut() {
                 Some(w) => w.flush(),
-                None => return Ok(0),
+                None => return Err(Error::Closed),
             }
         };
         let result = flushed.and_then(|(file, upto)| {
@@ -394,10 +400,10 @@ impl Inner {
     }
 
     /// Writes what is buffered, cuts the active segment's preallocated tail
-    /// and fsyncs (at close).
-    pub(crate) fn finish_wal(&self) -> Result<()> {
-        let mut guard = self.lock_writer();
-        let Some(wal) = guard.as_mut() else {
+    /// and fsyncs (at close, which holds the writer lock across this and
+    /// marking the engine closed, so no write slips in between).
+    pub(crate) fn finish_wal(&self, writer: &mut Option<WalWriter>) -> Result<()> {
+        let Some(wal) = writer.as_mut() else {
             return Ok(());
         };
         match wal.finish() {
@@ -421,10 +427,13 @@ impl Inner {
         let leading = || commit.leading.load(Ordering::Acquire);
         let mut st = commit.lock();
         loop {
-            self.check_open()?;
+            // Durability first: a write already fsynced (by a leader, or by
+            // `close`) succeeded even if the engine was closed or poisoned
+            // afterwards.
             if durable() >= seq {
                 return Ok(());
             }
+            self.check_open()?;
             if leading() {
                 // Poll (yielding) while the leader's fsync runs: the cores
                 // are idle during it, and a poller sees it end without a
@@ -468,7 +477,13 @@ impl Inner {
             commit.leading.store(false, Ordering::Release);
             st.last_sync = took;
             commit.cv.notify_all();
-            synced?;
+            if let Err(e) = synced {
+                // `close` may have made it durable after all.
+                if durable() >= seq {
+                    return Ok(());
+                }
+                return Err(e);
+            }
         }
     }
 }

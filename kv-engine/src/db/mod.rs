@@ -10,8 +10,10 @@
 //!   for an fsync shared with the writers around it (group commit).
 //! - `index` (a read-write lock) guards the in-memory index. Readers never
 //!   wait for I/O.
-//! - Lock order: `writer` before `index` before `commit`; nothing takes them
-//!   the other way round.
+//! - `compaction` (a mutex) lets one compaction run at a time; `close`
+//!   takes it too, so it never tears the database down under one.
+//! - Lock order: `compaction` before `writer` before `index` before
+//!   `commit`; nothing takes them the other way round.
 //!
 //! # Failure
 //!
@@ -626,7 +628,11 @@ impl Db {
     // --- admin ---------------------------------------------------------------
 
     /// Writes a new snapshot of everything logged so far and deletes the WAL
-    /// segments it covers. Reads and writes go on meanwhile.
+    /// segments it covers. Reads and writes go on meanwhile. A [`close`]
+    /// from another clone waits for it; if the database is poisoned
+    /// meanwhile, it stops with that error and the old snapshot stays.
+    ///
+    /// [`close`]: Self::close
     pub fn compact(&self) -> Result<()> {
         self.inner().check_writable()?;
         crate::compaction::compact(self.inner())
@@ -677,8 +683,9 @@ impl Db {
         }
     }
 
-    /// Stops the background threads, writes and fsyncs what is buffered,
-    /// and releases the directory's lock. Later calls on any clone fail with
+    /// Stops the background threads, waits for a compaction another clone
+    /// is running, writes and fsyncs what is buffered, and releases the
+    /// directory's lock. Later calls on any clone fail with
     /// [`Error::Closed`]. Closing twice is fine.
     pub fn close(&self) -> Result<()> {
         close(&self.handle.inner, &self.handle.workers)
@@ -692,16 +699,31 @@ fn close(inner: &Inner, workers: &Mutex<Option<Workers>>) -> Result<()> {
     if let Some(w) = workers.lock().unwrap_or_else(|e| e.into_inner()).take() {
         w.stop();
     }
-    let result = match inner.state.load(Ordering::Acquire) {
-        OPEN if !inner.opts.read_only => inner.finish_wal(),
-        OPEN => Ok(()),
-        // Everything is released all the same; the caller learns that the
-        // last writes may not be on disk.
-        _ => Err(inner.poisoned()),
+    // Wait for a compaction another clone is running: torn down under it,
+    // it would copy the rest of the index from an empty one and then name
+    // that partial snapshot in the MANIFEST and delete the segments holding
+    // the rest, after the directory's lock was released. Compaction checks
+    // the state after taking this lock, so none starts after it.
+    let _compaction = inner.compaction.lock().unwrap_or_else(|e| e.into_inner());
+    let result = {
+        // The writer lock is held from finishing the WAL to marking the
+        // engine closed: a write appended in between would be acknowledged
+        // and then dropped with the buffer.
+        let mut writer = inner.lock_writer();
+        let result = match inner.state.load(Ordering::Acquire) {
+            // Another clone closed it while this one waited.
+            CLOSED => return Ok(()),
+            OPEN if !inner.opts.read_only => inner.finish_wal(&mut writer),
+            OPEN => Ok(()),
+            // Everything is released all the same; the caller learns that
+            // the last writes may not be on disk.
+            _ => Err(inner.poisoned()),
+        };
+        inner.state.store(CLOSED, Ordering::Release);
+        *writer = None;
+        result
     };
-    inner.state.store(CLOSED, Ordering::Release);
     inner.commit.wake_all();
-    *inner.writer.lock().unwrap_or_else(|e| e.into_inner()) = None;
     *inner.index.write().unwrap_or_else(|e| e.into_inner()) = Index::new();
     *inner.lock.lock().unwrap_or_else(|e| e.into_inner()) = None;
     result

@@ -114,6 +114,18 @@ impl Db {
             .filter(|&n| n >= manifest.wal_start)
             .collect();
         segments.sort_unstable();
+        // Compaction creates segment `wal_start` (header written, fsynced,
+        // directory fsynced) before the MANIFEST names it, and nothing
+        // removes it while that MANIFEST stands: without it the writes
+        // logged after the snapshot are gone. (A new database's MANIFEST,
+        // naming no snapshot, is written before its first segment.)
+        if manifest.snapshot.is_some() && segments.first() != Some(&manifest.wal_start) {
+            return Err(Error::corruption(
+                dir.join(segment_name(manifest.wal_start)),
+                0,
+                "WAL segment missing: the MANIFEST names it as the first to replay after its snapshot",
+            ));
+        }
         for (i, &n) in segments.iter().enumerate() {
             if n != manifest.wal_start + i as u64 {
                 return Err(Error::corruption(

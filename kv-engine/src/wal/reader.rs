@@ -14,6 +14,14 @@
 //!
 //! A batch whose BATCH_END is missing at the tail is a torn tail too: the
 //! whole batch is dropped and the file is cut before its BATCH_START.
+//!
+//! The newest segment's header may be torn as well, when a crash cut the
+//! segment's creation short: a file shorter than the header, or the
+//! preallocated length of zeros with the header missing or cut short. A
+//! header region holding a prefix of the expected header followed by zeros,
+//! with only zeros after it, is a torn tail of length zero (the caller
+//! removes the file). In an earlier segment, or followed by data, it is
+//! corruption.
 
 use std::borrow::Cow;
 use std::path::Path;
@@ -237,6 +245,48 @@ fn frame_len_hint(buf: &[u8]) -> usize {
     }
 }
 
+/// Whether the newest segment, `number`, in `w` (first window loaded) is
+/// one whose creation was torn: its header region holds a prefix of the
+/// header it should have (the empty prefix included) and zeros after it,
+/// and the rest of the file is zeros. The writer writes the header, extends
+/// the file with zeros and syncs both before it writes any record, so a
+/// power loss during that leaves a file shorter than the header, or one of
+/// the preallocated length with the header missing or cut short.
+///
+/// `Ok(false)` when the header region is anything else (the caller checks
+/// the header); corruption when such a header is followed by data, which a
+/// torn creation cannot leave.
+fn torn_creation(path: &Path, number: u64, w: &mut Window<'_>) -> Result<bool> {
+    let expected = format::segment_header(number);
+    let region = &w.bytes[..w.bytes.len().min(SEGMENT_HEADER_LEN)];
+    let prefix = region
+        .iter()
+        .zip(&expected)
+        .take_while(|(a, b)| a == b)
+        .count();
+    if prefix == SEGMENT_HEADER_LEN || region[prefix..].iter().any(|&b| b != 0) {
+        return Ok(false);
+    }
+    // The rest of the file must be zeros too; read it a window at a time
+    // (it is the preallocated length at most, unless damaged).
+    let mut from = region.len();
+    loop {
+        if let Some(i) = w.bytes[from..].iter().position(|&b| b != 0) {
+            return Err(Error::corruption(
+                path,
+                w.base + (from + i) as u64,
+                "data after a WAL segment header that is missing or cut short",
+            ));
+        }
+        if !w.more() {
+            return Ok(true);
+        }
+        let end = w.end();
+        from = w.discard_before(end, w.bytes.len());
+        w.load(w.chunk)?;
+    }
+}
+
 /// Replays the segment in `w`, whose first window is loaded.
 fn replay_window(
     path: &Path,
@@ -246,18 +296,17 @@ fn replay_window(
     mut apply: impl FnMut(&[Change<'_>]),
 ) -> Result<Replayed> {
     let corrupt = |offset: u64, reason: &str| Error::corruption(path, offset, reason);
+    if last && torn_creation(path, number, w)? {
+        // Created, but its header never reached the disk whole: it holds
+        // nothing, a torn tail of length zero.
+        return Ok(Replayed {
+            valid_len: 0,
+            torn: true,
+            records: 0,
+        });
+    }
     let bytes = &w.bytes[..];
     if bytes.len() < SEGMENT_HEADER_LEN {
-        // A segment whose header never fully reached the disk holds nothing.
-        if last && SEGMENT_MAGIC.starts_with(&bytes[..bytes.len().min(8)]) {
-            // Created but its header never fully written (an empty file
-            // included): a torn tail of length zero.
-            return Ok(Replayed {
-                valid_len: 0,
-                torn: true,
-                records: 0,
-            });
-        }
         return Err(corrupt(0, "segment shorter than its header"));
     }
     if &bytes[..8] != SEGMENT_MAGIC {
@@ -520,6 +569,16 @@ mod tests {
         garbage.extend_from_slice(&[0xAB; 700]);
         cases.push((garbage, true));
         cases.push((whole[..10].to_vec(), true));
+        // Torn creations: a preallocated file of zeros, with none or part
+        // of its header; and the same with data after it (corruption).
+        for header_bytes in [0, 7, 13, 19] {
+            let mut torn = whole[..header_bytes].to_vec();
+            torn.resize(3000, 0);
+            cases.push((torn.clone(), true));
+            cases.push((torn.clone(), false));
+            torn[2500] = 1;
+            cases.push((torn, true));
+        }
         for (i, (bytes, last)) in cases.iter().enumerate() {
             let path = dir.path().join(format!("wal-{i}.log"));
             std::fs::write(&path, bytes).unwrap_or_else(|e| panic!("{e}"));
@@ -544,5 +603,57 @@ mod tests {
         let (seen, r) = keys(&bytes, true).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(seen.len(), 1);
         assert_eq!(r.valid_len as usize, end);
+    }
+
+    #[test]
+    fn a_torn_header_of_the_newest_segment_holds_nothing() {
+        let header = segment_header(7);
+        for len in 0..SEGMENT_HEADER_LEN {
+            for prealloc in [0, SEGMENT_HEADER_LEN, 4096] {
+                let mut bytes = header[..len].to_vec();
+                bytes.resize(bytes.len().max(prealloc), 0);
+                if bytes.starts_with(&header) {
+                    // The number's high bytes are zeros: the whole header.
+                    continue;
+                }
+                let what = format!("{len} header bytes, file of {}", bytes.len());
+                let (seen, r) = keys(&bytes, true).unwrap_or_else(|e| panic!("{what}: {e}"));
+                assert!(seen.is_empty(), "{what}");
+                assert_eq!((r.valid_len, r.torn), (0, true), "{what}");
+                assert!(
+                    matches!(keys(&bytes, false), Err(Error::Corruption { .. })),
+                    "{what}: an older segment"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_header_that_is_not_a_torn_one_is_corruption() {
+        // Another segment's number, a wrong magic, data after a zeroed
+        // header: never taken for a torn creation.
+        let mut other = segment_header(8).to_vec();
+        other.resize(4096, 0);
+        let mut magic = b"MINIKVXX".to_vec();
+        magic.resize(4096, 0);
+        let mut data_after = vec![0u8; 4096];
+        data_after[100] = 0x42;
+        let mut record_after = vec![0u8; SEGMENT_HEADER_LEN];
+        encode(&mut record_after, &set(b"a", b"1"));
+        for (name, bytes, offset) in [
+            ("other number", other, 12),
+            ("bad magic", magic, 0),
+            ("data after zeros", data_after, 100),
+            (
+                "record after zeros",
+                record_after,
+                SEGMENT_HEADER_LEN as u64,
+            ),
+        ] {
+            match keys(&bytes, true) {
+                Err(Error::Corruption { offset: at, .. }) => assert_eq!(at, offset, "{name}"),
+                other => panic!("{name}: expected corruption, got {other:?}"),
+            }
+        }
     }
 }
