@@ -220,34 +220,6 @@ impl DiskTier {
         Ok(n)
     }
 
-    pub(crate) fn clear_namespace_entries_if(
-        &self,
-        mut drop: impl FnMut(&str, &str) -> bool,
-    ) -> Result<()> {
-        let keys: Vec<sled::IVec> = self
-            .entries
-            .iter()
-            .keys()
-            .collect::<std::result::Result<_, _>>()
-            .map_err(disk_err)?;
-        let _w = self.write.lock().unwrap_or_else(|e| e.into_inner());
-        for k in keys {
-            let Some(sep) = k.iter().position(|&b| b == 0) else {
-                continue;
-            };
-            let (Ok(ns), Ok(key)) = (
-                std::str::from_utf8(&k[..sep]),
-                std::str::from_utf8(&k[sep + 1..]),
-            ) else {
-                continue;
-            };
-            if drop(ns, key) {
-                self.remove_locked(&k)?;
-            }
-        }
-        Ok(())
-    }
-
     pub(crate) fn flush(&self) -> Result<()> {
         self.db.flush().map(|_| ()).map_err(disk_err)
     }

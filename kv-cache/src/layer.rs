@@ -6,12 +6,15 @@
 //!    write does the cache change: a written record replaces the cached
 //!    one, a delete removes it (or caches "not found" with negative
 //!    caching). A write that fails leaves the cache as it was; a write whose
-//!    precondition failed proves the cached copy stale and removes it.
+//!    precondition failed proves the cached copy stale and removes it; a
+//!    write whose caller stops waiting (its future dropped) may have been
+//!    taken, so it removes what it touched.
 //! 2. **Batches, increments and range deletes** refresh or remove exactly
 //!    the keys they touched (a range delete: every cached key in the range).
-//! 3. **Freshness**: an entry is served for at most `ttl` after it was
-//!    cached (by the store's clock), and never once the record's own
-//!    `expires_at` has passed: then the backend is asked again.
+//! 3. **Freshness**: an entry is served for at most `ttl` after the backend
+//!    call that produced it began (by the store's clock), and never once
+//!    the record's own `expires_at` has passed: then the backend is asked
+//!    again.
 //! 4. Scans, counts and listings go to the backend; reads of single keys
 //!    (`read`, `read_value`, `read_many`) are served from the cache.
 //!
@@ -265,7 +268,9 @@ impl CacheLayer {
         }
         if let Some(disk) = &self.disk {
             // Under the key's stripe: a write settling at the same time
-            // changes both tiers, so the disk copy read here is current.
+            // changes both tiers, so the disk copy read here is current;
+            // and a range drop waits for the promotion before it sweeps
+            // memory (`forget_where`).
             let _stripe = self.stripe(ns, key);
             if let Some((cached_at, record)) = disk.get(ns, key)? {
                 if self.fresh(cached_at, record.as_ref(), now) {
@@ -415,30 +420,110 @@ impl CacheLayer {
         out
     }
 
+    /// Drops a key from both tiers, disk first (as [`forget_where`]
+    /// does); the memory entry goes even when the disk fails.
+    ///
+    /// [`forget_where`]: Self::forget_where
     fn forget_unlocked(&self, ns: &str, key: &str) -> Result<()> {
+        let disk = self.disk.as_ref().map_or(Ok(()), |d| d.remove(ns, key));
         self.mem.remove(mem_key(ns, key).as_str());
-        if let Some(disk) = &self.disk {
-            disk.remove(ns, key)?;
-        }
         bump(&self.counters.invalidations);
-        Ok(())
+        disk
     }
 
-    /// Drops every cached key of `ns` for which `drop` holds.
-    fn forget_where(&self, ns: &str, drop: impl Fn(&str, Option<&Record>) -> bool) -> Result<()> {
-        // Every stripe changes first: a read of a key in the range that
-        // started before the backend removed it must not cache it now.
+    /// Changes every stripe, waiting for whatever holds one.
+    fn advance_stripes(&self) {
         for stripe in self.stripes.iter() {
             *stripe.lock().unwrap_or_else(|e| e.into_inner()) += 1;
         }
+    }
+
+    /// After the backend changed many keys of `ns`: drops every cached key
+    /// for which `drop` holds from memory, and lets `clear_disk` drop them
+    /// from the disk tier. The memory entry goes even when the disk fails.
+    fn forget_where(
+        &self,
+        ns: &str,
+        drop: impl Fn(&str, Option<&Record>) -> bool,
+        clear_disk: impl FnOnce(&DiskTier) -> Result<()>,
+    ) -> Result<()> {
+        // Every stripe changes first: a read that fetched a key before the
+        // backend changed it must not cache its answer now, nor a write
+        // that the backend took before the change cache what it wrote.
+        self.advance_stripes();
+        // The disk tier before memory: a lookup that misses memory
+        // promotes the key's disk entry into memory, so clearing memory
+        // first would let one come back.
+        let disk = self.disk.as_deref().map_or(Ok(()), clear_disk);
+        // A lookup promotes under its key's stripe lock. Taking every
+        // stripe once more waits for any lookup that read a disk entry
+        // before it was removed: its promotion is in memory by now, where
+        // the sweep below finds it. Lookups after this find no entry.
+        self.advance_stripes();
         self.mem.retain(|k, v| {
             !split(k).is_some_and(|(n, key)| n == ns && drop(key, v.record.as_deref()))
         });
-        if let Some(disk) = &self.disk {
-            disk.clear_namespace_entries_if(|n, key| n == ns && drop(key, None))?;
-        }
         bump(&self.counters.invalidations);
-        Ok(())
+        disk
+    }
+
+    /// [`forget_where`](Self::forget_where) for the keys of `range`.
+    fn forget_range(&self, ns: &str, range: &KeyRange) -> Result<()> {
+        self.forget_where(
+            ns,
+            |key, _| range.contains(key),
+            |disk| disk.remove_range(ns, range),
+        )
+    }
+
+    /// A guard that drops `key` from the cache (a change of its stripe) if
+    /// the call holding it is cancelled.
+    fn until_settled<'a>(&'a self, ns: &'a str, key: &'a str) -> Unsettled<impl FnOnce() + 'a> {
+        Unsettled::new(move || {
+            // Memory goes even when the disk fails; nothing to report to.
+            let _ = self.forget(ns, key);
+        })
+    }
+}
+
+/// Runs `undo` when dropped, unless [`disarm`](Self::disarm)ed.
+///
+/// A caller may drop a write's future at any `.await`, and the backend may
+/// have committed by then: the cache would keep the old entry, and the
+/// handle not see its own write for up to `ttl`. So each call that changes
+/// the backend arms one of these before the backend call, to drop the keys
+/// it touches (changing their stripes, so no read in flight caches an
+/// older answer either), and disarms it once the cache is settled, or
+/// when the backend failed (a failed write leaves the cache as it was). A
+/// settling that fails half-way leaves it armed, which drops the keys.
+struct Unsettled<F: FnOnce()> {
+    undo: Option<F>,
+}
+
+impl<F: FnOnce()> Unsettled<F> {
+    fn new(undo: F) -> Self {
+        Unsettled { undo: Some(undo) }
+    }
+
+    /// Passes the backend's answer on; an error disarms the guard.
+    fn answer<T>(&mut self, answer: Result<T>) -> Result<T> {
+        if answer.is_err() {
+            self.undo = None;
+        }
+        answer
+    }
+
+    /// The cache is settled: nothing to undo.
+    fn disarm(mut self) {
+        self.undo = None;
+    }
+}
+
+impl<F: FnOnce()> Drop for Unsettled<F> {
+    fn drop(&mut self) {
+        if let Some(undo) = self.undo.take() {
+            undo();
+        }
     }
 }
 
@@ -514,18 +599,19 @@ impl Backend for CacheLayer {
 
     async fn write(&self, record: Record, precondition: Precondition) -> Result<WriteOutcome> {
         let copy = record.clone();
-        let seen = self.seen(&copy.namespace, &copy.key);
-        let outcome = self.inner.write(record, precondition).await?;
-        let (ns, key) = (&copy.namespace, &copy.key);
+        let (ns, key) = (copy.namespace.as_str(), copy.key.as_str());
+        // Before the backend call: `ttl` counts from before the write.
+        let now = self.now();
+        let seen = self.seen(ns, key);
+        let mut pending = self.until_settled(ns, key);
+        let outcome = pending.answer(self.inner.write(record, precondition).await)?;
         match outcome {
-            WriteOutcome::Written => {
-                let now = self.now();
-                self.settle(ns, key, Some(copy.clone()), now, seen)?;
-            }
+            WriteOutcome::Written => self.settle(ns, key, Some(copy.clone()), now, seen)?,
             // The cached copy (if any) was what the writer decided on, and
             // it was stale.
             WriteOutcome::PreconditionFailed => self.forget(ns, key)?,
         }
+        pending.disarm();
         Ok(outcome)
     }
 
@@ -535,14 +621,17 @@ impl Backend for CacheLayer {
         key: &str,
         precondition: Precondition,
     ) -> Result<DeleteOutcome> {
+        let now = self.now();
         let seen = self.seen(namespace, key);
-        let outcome = self.inner.delete(namespace, key, precondition).await?;
+        let mut pending = self.until_settled(namespace, key);
+        let outcome = pending.answer(self.inner.delete(namespace, key, precondition).await)?;
         match outcome {
             DeleteOutcome::Deleted { .. } | DeleteOutcome::NotFound => {
-                self.settle(namespace, key, None, self.now(), seen)?
+                self.settle(namespace, key, None, now, seen)?
             }
             DeleteOutcome::PreconditionFailed => self.forget(namespace, key)?,
         }
+        pending.disarm();
         Ok(outcome)
     }
 
@@ -580,12 +669,21 @@ impl Backend for CacheLayer {
     }
 
     async fn apply(&self, ops: Vec<BatchOp>) -> Result<BatchOutcome> {
+        let now = self.now();
         let touched: Vec<(u64, TouchedKey)> = touched_by(&ops)
             .into_iter()
             .map(|t| (self.seen(&t.0, &t.1), t))
             .collect();
-        let outcome = self.inner.apply(ops).await?;
-        let now = self.now();
+        let keys: Vec<(String, String)> = touched
+            .iter()
+            .map(|(_, (ns, key, _))| (ns.clone(), key.clone()))
+            .collect();
+        let mut pending = Unsettled::new(move || {
+            for (ns, key) in &keys {
+                let _ = self.forget(ns, key);
+            }
+        });
+        let outcome = pending.answer(self.inner.apply(ops).await)?;
         match outcome {
             BatchOutcome::Applied => self.settle_batch(touched, now)?,
             BatchOutcome::PreconditionFailed { .. } => {
@@ -594,6 +692,7 @@ impl Backend for CacheLayer {
                 }
             }
         }
+        pending.disarm();
         Ok(outcome)
     }
 
@@ -617,13 +716,23 @@ impl Backend for CacheLayer {
                 Ok(ops)
             })
         };
+        let now = self.now();
         let seen: std::collections::HashMap<&str, u64> = keys
             .iter()
             .map(|k| (k.as_str(), self.seen(namespace, k)))
             .collect();
-        let outcome = self.inner.apply_planned(namespace, keys, wrapped).await?;
+        let mut pending = Unsettled::new(|| {
+            for key in keys {
+                let _ = self.forget(namespace, key);
+            }
+            // Writes the plan decided on outside `keys`, if any.
+            let decided = decided.lock().unwrap_or_else(|e| e.into_inner());
+            for (ns, key, _) in decided.iter() {
+                let _ = self.forget(ns, key);
+            }
+        });
+        let outcome = pending.answer(self.inner.apply_planned(namespace, keys, wrapped).await)?;
         let touched = decided.lock().map(|mut t| std::mem::take(&mut *t));
-        let now = self.now();
         match (outcome, touched) {
             (PlannedOutcome::Applied { .. }, Ok(touched)) => {
                 let mut written = Vec::with_capacity(touched.len());
@@ -644,6 +753,7 @@ impl Backend for CacheLayer {
                 }
             }
         }
+        pending.disarm();
         Ok(outcome)
     }
 
@@ -658,21 +768,39 @@ impl Backend for CacheLayer {
             None => self.inner.namespaces().await?,
         };
         for ns in namespaces {
-            self.forget_where(&ns, move |_, r| r.is_some_and(|r| r.is_expired(now)))?;
+            // Expired entries on disk stay: a lookup never serves one, and
+            // drops it when it finds it.
+            self.forget_where(&ns, |_, r| r.is_some_and(|r| r.is_expired(now)), |_| Ok(()))?;
         }
         Ok(n)
     }
 
+    async fn delete_keys(&self, namespace: &str, keys: &[String], now: Timestamp) -> Result<u64> {
+        let forget_all = || {
+            keys.iter()
+                .map(|key| self.forget(namespace, key))
+                .fold(Ok(()), Result::and)
+        };
+        let pending = Unsettled::new(|| {
+            let _ = forget_all();
+        });
+        let result = self.inner.delete_keys(namespace, keys, now).await;
+        pending.disarm();
+        // Whatever happened (a failure may come after some deletes), the
+        // keys may have gone.
+        forget_all()?;
+        result
+    }
+
     async fn delete_range(&self, namespace: &str, range: &KeyRange, now: Timestamp) -> Result<u64> {
+        let pending = Unsettled::new(|| {
+            let _ = self.forget_range(namespace, range);
+        });
         let result = self.inner.delete_range(namespace, range, now).await;
+        pending.disarm();
         // Whatever happened (a failure may come after some deletes), keys in
         // the range may have gone.
-        self.mem
-            .retain(|k, _| !split(k).is_some_and(|(n, key)| n == namespace && range.contains(key)));
-        if let Some(disk) = &self.disk {
-            disk.remove_range(namespace, range)?;
-        }
-        bump(&self.counters.invalidations);
+        self.forget_range(namespace, range)?;
         result
     }
 
@@ -683,11 +811,11 @@ impl Backend for CacheLayer {
         delta: i64,
         now: Timestamp,
     ) -> Result<i64> {
-        let result = self.inner.increment(namespace, key, delta, now).await;
-        if result.is_ok() {
-            self.forget(namespace, key)?;
-        }
-        result
+        let mut pending = self.until_settled(namespace, key);
+        let n = pending.answer(self.inner.increment(namespace, key, delta, now).await)?;
+        self.forget(namespace, key)?;
+        pending.disarm();
+        Ok(n)
     }
 
     async fn append_in_place(
@@ -698,11 +826,13 @@ impl Backend for CacheLayer {
         max_size: usize,
         now: Timestamp,
     ) -> Result<Option<u64>> {
-        match self
+        let pending = self.until_settled(namespace, key);
+        let appended = self
             .inner
             .append_in_place(namespace, key, piece, max_size, now)
-            .await
-        {
+            .await;
+        pending.disarm();
+        match appended {
             Ok(None) => Ok(None),
             Ok(Some(len)) => {
                 self.forget(namespace, key)?;

@@ -67,6 +67,11 @@ proptest! {
             let mut history: History = BTreeMap::new();
             let mut now = 0u64;
             for op in &ops {
+                let written = match op {
+                    Op::Set(true, k, v) => Some((*k, Some(*v))),
+                    Op::Delete(true, k) => Some((*k, None)),
+                    _ => None,
+                };
                 match op {
                     Op::Set(via_cache, k, v) => {
                         let s = if *via_cache { &cached } else { &direct };
@@ -82,6 +87,10 @@ proptest! {
                         let s = if *via_cache { &cached } else { &direct };
                         let n = s.increment(KEYS[*k], 1).await.unwrap();
                         record(&mut history, *k, now, Some(n));
+                        if *via_cache {
+                            let got = cached.get(KEYS[*k]).await.unwrap().map(|v| v.as_i64().unwrap());
+                            prop_assert_eq!(got, Some(n), "read-your-writes of increment {}", KEYS[*k]);
+                        }
                     }
                     Op::ReadCached(k) => {
                         let got = cached.get(KEYS[*k]).await.unwrap().map(|v| v.as_i64().unwrap());
@@ -92,13 +101,17 @@ proptest! {
                             *v == got && until.is_none_or(|u| u + TTL_MS > now) && *from <= now
                         });
                         prop_assert!(ok, "read {:?} of {} at {}: history {:?}", got, KEYS[*k], now, list);
-                        // And a read through the cache of the current value
-                        // right after a write through it must be current.
                     }
                     Op::Advance(ms) => {
                         clock.advance(Duration::from_millis(*ms));
                         now += ms;
                     }
+                }
+                // A read through the cache right after a write through it
+                // returns what was written.
+                if let Some((k, v)) = written {
+                    let got = cached.get(KEYS[k]).await.unwrap().map(|v| v.as_i64().unwrap());
+                    prop_assert_eq!(got, v, "read-your-writes of {:?} after {:?}", KEYS[k], op);
                 }
             }
             Ok(())

@@ -6,6 +6,8 @@
 //! count.
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,6 +15,7 @@ use kv_cache::{CacheLayer, CacheOptions};
 use kv_core::{
     Backend, Batch, Clock, KVStore, ManualClock, MemoryBackend, SetOptions, Store, Value,
 };
+use support::{Mode, Scripted};
 
 const TTL: Duration = Duration::from_secs(10);
 
@@ -80,20 +83,97 @@ async fn a_record_is_never_served_past_its_own_expiry() {
 }
 
 #[tokio::test]
-async fn failed_writes_leave_the_cache_unchanged() {
+async fn an_increment_the_backend_refuses_leaves_the_cache_unchanged() {
     let (cached, _, _, layer) = pair(false);
     cached.set("n", "text".into()).await.unwrap();
     cached.get("n").await.unwrap();
     assert!(cached.increment("n", 1).await.is_err(), "type mismatch");
-    assert!(
-        cached
-            .set("n", Value::Bytes(vec![0; 100 << 20]))
-            .await
-            .is_err(),
-        "too large"
-    );
+    let hits = stat(&layer, "hits").await;
     assert_eq!(cached.get("n").await.unwrap(), Some(Value::from("text")));
-    assert!(stat(&layer, "hits").await >= 2);
+    assert_eq!(
+        stat(&layer, "hits").await,
+        hits + 1,
+        "served from the cache"
+    );
+}
+
+#[tokio::test]
+async fn writes_the_backend_fails_leave_the_cache_unchanged() {
+    for negative in [false, true] {
+        let backend = Arc::new(Scripted::default());
+        let layer = Arc::new(
+            CacheLayer::new(
+                backend.clone() as Arc<dyn Backend>,
+                CacheOptions::new().negative(negative),
+            )
+            .unwrap(),
+        );
+        let cached = Store::new(layer.clone() as Arc<dyn Backend>);
+        cached.set("old", "v".into()).await.unwrap();
+        assert_eq!(cached.get("old").await.unwrap(), Some(Value::from("v")));
+        assert_eq!(cached.get("missing").await.unwrap(), None);
+        // Every write fails in the backend (`write`, and `apply` beneath
+        // the batch), before changing anything.
+        backend.set_mode(Mode::Fail);
+        for key in ["old", "missing"] {
+            assert!(cached.set(key, "new".into()).await.is_err(), "{key}");
+        }
+        let batch = Batch::new().set("old", "b").set("missing", "b");
+        assert!(cached.batch(batch).await.is_err());
+        backend.set_mode(Mode::Pass);
+        // The cached value is still there, and served from the cache ...
+        let hits = stat(&layer, "hits").await;
+        assert_eq!(cached.get("old").await.unwrap(), Some(Value::from("v")));
+        assert_eq!(stat(&layer, "hits").await, hits + 1, "negative: {negative}");
+        // ... and the missing key is still missing (from the cache too
+        // with negative caching).
+        assert_eq!(cached.get("missing").await.unwrap(), None);
+        let cached_missing = u64::from(negative);
+        assert_eq!(
+            stat(&layer, "hits").await,
+            hits + 1 + cached_missing,
+            "negative: {negative}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_written_entry_is_fresh_for_ttl_from_before_the_write() {
+    let clock = ManualClock::new(1_000_000);
+    let backend = Arc::new(Scripted::default());
+    let layer = CacheLayer::new(
+        backend.clone() as Arc<dyn Backend>,
+        CacheOptions::new()
+            .ttl(TTL)
+            .clock(Arc::new(clock.clone()) as Arc<dyn Clock>),
+    )
+    .unwrap();
+    let cached = Store::builder(Arc::new(layer) as Arc<dyn Backend>)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let around = Store::builder(backend.inner.clone() as Arc<dyn Backend>)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    // Right after the backend took v1, another process writes v2; the
+    // write's answer then takes 5 s to come back.
+    let (slow_clock, start) = (clock.clone(), clock.now());
+    backend.after_write(Arc::new(move || {
+        let (around, clock) = (around.clone(), slow_clock.clone());
+        Box::pin(async move {
+            around.set("k", "v2".into()).await.unwrap();
+            clock.advance(Duration::from_secs(5));
+        })
+    }));
+    cached.set("k", "v1".into()).await.unwrap();
+    assert_eq!(clock.now().duration_since(start), Duration::from_secs(5));
+    // Stale within the ttl ...
+    assert_eq!(cached.get("k").await.unwrap(), Some(Value::from("v1")));
+    // ... but v2 has been current since the write began: `ttl` after
+    // that, it is seen.
+    clock.advance(TTL - Duration::from_secs(5));
+    assert_eq!(cached.get("k").await.unwrap(), Some(Value::from("v2")));
 }
 
 #[tokio::test]
