@@ -44,6 +44,11 @@ pub enum Planned {
     PrefixScan,
     /// Counting live keys in a prefix.
     PrefixCount,
+    /// A scan of the keys (with expiry and version) of a prefix, after a
+    /// cursor: `keys` and the store's other key walks (`scan_keys`).
+    PrefixKeyScan,
+    /// Deleting a prefix (`delete_pattern` on a prefix: `delete_range`).
+    PrefixDelete,
     /// `cleanup_expired` in one namespace.
     RemoveExpired,
 }
@@ -141,11 +146,17 @@ impl SqliteStore {
         self.read_job(move |c, sql| {
             let users = KeyRange::prefix("users.1.");
             let prefix = Range::new(&users, None);
+            let page = kv_core::ops::SCAN_PAGE;
             let text = match what {
                 Planned::PointRead => sql.read_value.clone(),
                 Planned::ReadMany => sql.read_many.clone(),
-                Planned::PrefixScan => sql.scan(&prefix, kv_core::ops::SCAN_PAGE).into_owned(),
+                Planned::PrefixScan => sql.scan(&prefix, page).into_owned(),
                 Planned::PrefixCount => sql.count(&prefix).to_owned(),
+                Planned::PrefixKeyScan => {
+                    let after = Range::new(&users, Some("users.1.a"));
+                    sql.scan_keys(&after, page).into_owned()
+                }
+                Planned::PrefixDelete => sql.delete_range(&prefix).to_owned(),
                 Planned::RemoveExpired => sql.remove_expired_ns.clone(),
             };
             let mut stmt = c

@@ -61,8 +61,10 @@ pub struct SqliteOptions {
     /// The database file, or `:memory:` for a private in-memory database.
     pub path: PathBuf,
     /// Table holding the records. Default `kv_store`. Letters, digits and
-    /// `_`, not starting with a digit, at most 63 characters: it is checked,
-    /// never spliced into SQL unchecked.
+    /// `_`, not starting with a digit, at most 63 characters, and not a
+    /// name SQLite or this backend reserves (`kv_schema`, `sqlite_…`): it
+    /// is checked, never spliced into SQL unchecked. Case does not tell
+    /// tables apart (`KV_STORE` is `kv_store`), as in SQLite.
     pub table: String,
     /// Durability of commits. Default [`Synchronous::Normal`].
     pub synchronous: Synchronous,
@@ -131,7 +133,11 @@ impl SqliteOptions {
     }
 }
 
-/// Checks a table name against `^[A-Za-z_][A-Za-z0-9_]{0,62}$`.
+/// Checks a table name against `^[A-Za-z_][A-Za-z0-9_]{0,62}$`, and that
+/// it is not reserved: `kv_schema` (where the backend records each table's
+/// schema version) nor, as SQLite reserves them, anything starting with
+/// `sqlite_`. Both in any case: SQLite does not tell `KV_SCHEMA` from
+/// `kv_schema`.
 pub fn check_table_name(name: &str) -> Result<(), Error> {
     let mut chars = name.chars();
     let ok = match chars.next() {
@@ -149,6 +155,15 @@ pub fn check_table_name(name: &str) -> Result<(), Error> {
             ),
         ));
     }
+    let lower = name.to_ascii_lowercase();
+    if lower == "kv_schema" || lower.starts_with("sqlite_") {
+        return Err(Error::config(
+            "sqlite.table",
+            format!(
+                "{name:?} is a reserved table name: kv_schema holds the schema versions and names starting with sqlite_ belong to SQLite (in any case)"
+            ),
+        ));
+    }
     Ok(())
 }
 
@@ -158,7 +173,16 @@ mod tests {
 
     #[test]
     fn table_names_are_checked() {
-        for ok in ["kv_store", "_t", "T1", &"a".repeat(63)] {
+        for ok in [
+            "kv_store",
+            "_t",
+            "T1",
+            &"a".repeat(63),
+            "kv_schema2",
+            "my_kv_schema",
+            "sqlitex",
+            "my_sqlite_t",
+        ] {
             assert!(check_table_name(ok).is_ok(), "{ok}");
         }
         for bad in [
@@ -172,6 +196,23 @@ mod tests {
             &"a".repeat(64),
         ] {
             assert!(check_table_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn reserved_table_names_are_refused_in_any_case() {
+        for bad in [
+            "kv_schema",
+            "KV_SCHEMA",
+            "Kv_Schema",
+            "sqlite_master",
+            "sqlite_",
+            "SQLITE_STAT1",
+            "Sqlite_kv",
+        ] {
+            let err = check_table_name(bad).unwrap_err().to_string();
+            assert!(err.contains("reserved"), "{bad}: {err}");
+            assert!(err.contains("sqlite.table"), "{bad}: {err}");
         }
     }
 

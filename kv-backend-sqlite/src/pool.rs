@@ -174,8 +174,26 @@ impl Pool {
     }
 
     /// Stops taking jobs, lets the threads finish what is queued, and joins
-    /// them (their connections close as they exit).
+    /// them (their connections close as they exit). Blocks: call it from a
+    /// thread that may.
     pub(crate) fn close(&self) {
+        self.stop();
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+
+    /// Stops taking jobs; the threads finish what is queued and exit.
+    ///
+    /// The handles for calls in place go first (waiting for the calls
+    /// running on them), so that each thread holds the last reference to
+    /// its connection and closes it itself as it exits: closing the
+    /// writer checkpoints the WAL and syncs, which must not happen on
+    /// whatever thread stopped the pool.
+    fn stop(&self) {
+        self.reader_conns.clear();
+        self.writer_conn.clear();
         self.writer
             .write()
             .unwrap_or_else(|e| e.into_inner())
@@ -184,12 +202,6 @@ impl Pool {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .take();
-        self.reader_conns.clear();
-        self.writer_conn.clear();
-        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
-        for t in threads {
-            let _ = t.join();
-        }
     }
 
     /// Whether the pool has no reader connections (everything on the
@@ -292,7 +304,18 @@ fn job_panicked() -> Error {
 }
 
 impl Drop for Pool {
+    /// Stops the pool without waiting for it: a store is often dropped on
+    /// an async executor thread, and joining the threads there would wait
+    /// for every queued job (each up to `busy_timeout`) and for the
+    /// connections' closing. The threads are detached; each finishes its
+    /// queue, closes its connection and exits on its own. `close` is the
+    /// way to wait for all of that.
     fn drop(&mut self) {
-        self.close();
+        self.stop();
+        // Dropping the handles detaches the threads.
+        self.threads
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 }

@@ -78,17 +78,16 @@ pub(crate) fn create(conn: &mut Connection, table: &str) -> Result<()> {
             WHERE expires_at IS NOT NULL;"#
     ))
     .map_err(sql_err)?;
+    // SQLite resolves table names without regard to ASCII case (the only
+    // letters a name may have), so `KV_STORE` is the table `kv_store`: its
+    // row is looked up the same way, and the highest version any spelling
+    // recorded counts.
     let existing: Option<i64> = tx
         .query_row(
-            "SELECT version FROM kv_schema WHERE tbl = ?1",
+            "SELECT max(version) FROM kv_schema WHERE tbl = ?1 COLLATE NOCASE",
             [table],
             |r| r.get(0),
         )
-        .map(Some)
-        .or_else(|e| match e {
-            rusqlite::Error::QueryReturnedNoRows => Ok(None),
-            e => Err(e),
-        })
         .map_err(sql_err)?;
     match existing {
         None => {
@@ -482,6 +481,28 @@ pub(crate) fn record_from_row(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_newer_table_is_refused_under_any_spelling_of_its_name() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        create(&mut conn, "kv_store").unwrap();
+        conn.execute(
+            "UPDATE kv_schema SET version = ?1 WHERE tbl = 'kv_store'",
+            [SCHEMA_VERSION + 1],
+        )
+        .unwrap();
+        for spelling in ["kv_store", "KV_STORE", "Kv_Store"] {
+            let err = create(&mut conn, spelling).unwrap_err().to_string();
+            assert!(err.contains("newer version"), "{spelling}: {err}");
+        }
+        // Another table is not affected, and gets its own row.
+        create(&mut conn, "other").unwrap();
+        create(&mut conn, "OTHER").unwrap();
+        let rows: i64 = conn
+            .query_row("SELECT count(*) FROM kv_schema", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 2);
+    }
 
     #[test]
     fn shapes_round_trip_through_their_index() {

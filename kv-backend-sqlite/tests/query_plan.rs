@@ -21,6 +21,14 @@ async fn range_statements_search_the_primary_key() {
             "USING PRIMARY KEY (namespace=? AND key>? AND key<?)",
         ),
         (
+            Planned::PrefixKeyScan,
+            "USING PRIMARY KEY (namespace=? AND key>? AND key<?)",
+        ),
+        (
+            Planned::PrefixDelete,
+            "USING PRIMARY KEY (namespace=? AND key>? AND key<?)",
+        ),
+        (
             Planned::PointRead,
             "USING PRIMARY KEY (namespace=? AND key=?)",
         ),
