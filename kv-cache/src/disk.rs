@@ -36,6 +36,12 @@ fn age_key(cached_at: Timestamp, entry: &[u8]) -> Vec<u8> {
     k
 }
 
+/// The `cached_at` an entry's value starts with.
+fn cached_at(value: &[u8]) -> Option<Timestamp> {
+    let t: [u8; 8] = value.get(..8)?.try_into().ok()?;
+    Some(Timestamp::from_millis(i64::from_be_bytes(t)))
+}
+
 /// A cached answer: the record, or `None` for a cached "not found".
 pub(crate) type Cached = (Timestamp, Option<Record>);
 
@@ -59,15 +65,31 @@ impl std::fmt::Debug for DiskTier {
 }
 
 impl DiskTier {
-    /// Opens the tier and drops entries cached before `oldest`.
+    /// Opens the tier, drops entries cached before `oldest`, and evicts the
+    /// oldest while it holds more than its bound.
+    ///
+    /// The age index is rebuilt from the entries: the two trees change
+    /// together under a lock but not in one transaction, so a crash can
+    /// leave an entry without its age record (never evicted, never aged
+    /// out) or an age record without its entry. An entry too short for its
+    /// header is dropped (it is a cache).
     pub(crate) fn open(options: &DiskTierOptions, oldest: Timestamp) -> Result<DiskTier> {
         let db = sled::open(&options.path).map_err(disk_err)?;
         let entries = db.open_tree("entries").map_err(disk_err)?;
         let by_age = db.open_tree("by_age").map_err(disk_err)?;
+        by_age.clear().map_err(disk_err)?;
         let mut bytes = 0u64;
         for item in entries.iter() {
             let (k, v) = item.map_err(disk_err)?;
-            bytes += (k.len() + v.len()) as u64;
+            match cached_at(&v) {
+                Some(at) if v.len() > 8 => {
+                    bytes += (k.len() + v.len()) as u64;
+                    by_age.insert(age_key(at, &k), &[][..]).map_err(disk_err)?;
+                }
+                _ => {
+                    entries.remove(&k).map_err(disk_err)?;
+                }
+            }
         }
         let tier = DiskTier {
             db,
@@ -78,6 +100,10 @@ impl DiskTier {
             write: Mutex::new(()),
         };
         tier.drop_older_than(oldest)?;
+        {
+            let _w = tier.write.lock().unwrap_or_else(|e| e.into_inner());
+            tier.evict_locked()?;
+        }
         Ok(tier)
     }
 
@@ -97,12 +123,9 @@ impl DiskTier {
             location: format!("cache disk tier {ns}/{key}"),
             reason: why.to_owned(),
         };
-        if v.len() < 9 {
+        let Some(cached_at) = cached_at(&v).filter(|_| v.len() > 8) else {
             return Err(corrupt("entry shorter than its header"));
-        }
-        let mut t = [0u8; 8];
-        t.copy_from_slice(&v[..8]);
-        let cached_at = Timestamp::from_millis(i64::from_be_bytes(t));
+        };
         let record = match v[8] {
             0 => None,
             1 => Some(Record::decode_body(ns, key, &v[9..])?),
@@ -148,10 +171,7 @@ impl DiskTier {
         if let Some(old) = self.entries.remove(k).map_err(disk_err)? {
             self.bytes
                 .fetch_sub((k.len() + old.len()) as u64, Ordering::Relaxed);
-            if old.len() >= 8 {
-                let mut t = [0u8; 8];
-                t.copy_from_slice(&old[..8]);
-                let at = Timestamp::from_millis(i64::from_be_bytes(t));
+            if let Some(at) = cached_at(&old) {
                 self.by_age.remove(age_key(at, k)).map_err(disk_err)?;
             }
         }
@@ -222,5 +242,90 @@ impl DiskTier {
 
     pub(crate) fn flush(&self) -> Result<()> {
         self.db.flush().map(|_| ()).map_err(disk_err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(key: &str) -> Record {
+        Record::new(
+            "ns",
+            key,
+            &kv_core::Value::from("x".repeat(100)),
+            kv_core::ValueType::String,
+            Timestamp::from_millis(1),
+        )
+    }
+
+    /// The byte bound holds while entries come in and again on reopen
+    /// with a smaller bound, and entries whose age record a crash lost
+    /// (written here into the entries tree alone) are aged out and evicted
+    /// like the others.
+    #[test]
+    fn the_bound_and_the_ttl_hold_across_reopen_and_lost_age_records() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let opts = |max_bytes| DiskTierOptions {
+            path: dir.path().join("tier"),
+            max_bytes,
+        };
+        let tier =
+            DiskTier::open(&opts(20_000), Timestamp::EPOCH).unwrap_or_else(|e| panic!("{e}"));
+        for i in 0..500 {
+            let key = format!("k{i:03}");
+            tier.put(
+                "ns",
+                &key,
+                Timestamp::from_millis(1_000 + i),
+                Some(&record(&key)),
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+            assert!(tier.bytes() <= 20_000, "{} bytes after {i}", tier.bytes());
+        }
+        let kept = tier.len();
+        assert!(kept > 50 && kept < 500, "{kept}");
+        // The newest entries are the ones kept.
+        assert!(tier
+            .get("ns", "k499")
+            .unwrap_or_else(|e| panic!("{e}"))
+            .is_some());
+        assert!(tier
+            .get("ns", "k000")
+            .unwrap_or_else(|e| panic!("{e}"))
+            .is_none());
+        // A crash between the two trees: an entry without its age record,
+        // an age record without its entry.
+        let mut value = 500i64.to_be_bytes().to_vec();
+        value.push(0);
+        tier.entries
+            .insert(entry_key("ns", "orphan"), value)
+            .unwrap_or_else(|e| panic!("{e}"));
+        tier.by_age
+            .insert(age_key(Timestamp::from_millis(2), b"ns\0gone"), &[][..])
+            .unwrap_or_else(|e| panic!("{e}"));
+        tier.flush().unwrap_or_else(|e| panic!("{e}"));
+        drop(tier);
+
+        // Reopen with half the bound, dropping what was cached before
+        // 1,400 ms: the orphan (cached at 500 ms) goes with them.
+        let tier = DiskTier::open(&opts(10_000), Timestamp::from_millis(1_400))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(tier.bytes() <= 10_000, "{}", tier.bytes());
+        assert!(tier
+            .get("ns", "orphan")
+            .unwrap_or_else(|e| panic!("{e}"))
+            .is_none());
+        assert!(tier
+            .get("ns", "k499")
+            .unwrap_or_else(|e| panic!("{e}"))
+            .is_some());
+        assert_eq!(tier.by_age.len(), tier.entries.len());
+        let counted: u64 = tier
+            .entries
+            .iter()
+            .map(|i| i.map(|(k, v)| (k.len() + v.len()) as u64).unwrap_or(0))
+            .sum();
+        assert_eq!(counted, tier.bytes());
     }
 }

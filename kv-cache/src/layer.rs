@@ -476,6 +476,20 @@ impl CacheLayer {
         )
     }
 
+    /// Flushes the disk tier, if any: an fsync, so on a blocking thread
+    /// when there is a Tokio runtime to lend one.
+    async fn flush_disk(&self) -> Result<()> {
+        let Some(disk) = self.disk.clone() else {
+            return Ok(());
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => rt.spawn_blocking(move || disk.flush()).await.map_err(|e| {
+                Error::backend("cache", false, format!("flushing the disk tier: {e}"))
+            })?,
+            Err(_) => disk.flush(),
+        }
+    }
+
     /// A guard that drops `key` from the cache (a change of its stripe) if
     /// the call holding it is cancelled.
     fn until_settled<'a>(&'a self, ns: &'a str, key: &'a str) -> Unsettled<impl FnOnce() + 'a> {
@@ -858,16 +872,11 @@ impl Backend for CacheLayer {
 
     async fn flush(&self) -> Result<()> {
         self.inner.flush().await?;
-        if let Some(disk) = &self.disk {
-            disk.flush()?;
-        }
-        Ok(())
+        self.flush_disk().await
     }
 
     async fn close(&self) -> Result<()> {
-        if let Some(disk) = &self.disk {
-            disk.flush()?;
-        }
+        self.flush_disk().await?;
         self.mem.clear();
         self.inner.close().await
     }
