@@ -15,7 +15,8 @@ use crate::storage::{RealStorage, Storage};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SyncMode {
     /// Every write is fsynced before it returns. Concurrent writers share
-    /// one fsync (group commit). Survives power loss.
+    /// one fsync (group commit). Survives power loss. Other readers see a
+    /// write once it is buffered, before its fsync ends.
     Always,
     /// A background thread writes and fsyncs at this interval; a crash of
     /// the machine loses at most about one interval of writes, a crash of
