@@ -589,9 +589,6 @@ impl S3Store {
         Ok(removed)
     }
 
-    /// Removes the records in `range` (all of them, or those `pick`
-    /// selects), page by page; returns how many `count` selects among the
-    /// removed.
     /// The objects of `chosen` that still carry the ETag they were read
     /// with, asked with HEAD requests, `concurrency` at a time, just before
     /// they are deleted: a writer that rewrote one since (reviving an
@@ -616,6 +613,10 @@ impl S3Store {
         Ok(kept.into_iter().flatten().collect())
     }
 
+    /// Removes the records in `range` (all of them, or those `pick`
+    /// selects), page by page; returns how many `count` selects among the
+    /// removed. With `recheck`, the chosen objects are first asked again
+    /// ([`unchanged`](Self::unchanged)) and only those still as read go.
     async fn remove_where(
         &self,
         namespace: &str,
