@@ -415,3 +415,28 @@ fn every_failed_write_or_sync_is_reported_and_recovery_keeps_acknowledged_writes
         failures.join("\n")
     );
 }
+
+/// Creating a database fsyncs its parent directory as well (the new
+/// directory's entry): one of the syncs of a first open is that one, and
+/// failing it fails the open with an error naming the parent.
+#[test]
+fn a_new_database_syncs_its_parent_directory() {
+    let mut named = Vec::new();
+    for n in 1..=6 {
+        let dir = tempfile::tempdir().unwrap();
+        let parent = dir.path().join("parent");
+        let storage = FaultyStorage::new(Some(Fault::Sync(n)), EIO, false);
+        if let Err(e) = Db::open(opts(&parent.join("db")).storage(Arc::new(storage))) {
+            if e.to_string()
+                .contains(&format!("syncing directory {}:", parent.display()))
+            {
+                named.push(n);
+            }
+        }
+    }
+    assert_eq!(
+        named.len(),
+        1,
+        "syncs of the parent among the first 6: {named:?}"
+    );
+}

@@ -69,6 +69,16 @@ impl Db {
                 };
                 if !opts.read_only {
                     m.store(&*storage, &dir)?;
+                    // The database's directory may be new: its entry in the
+                    // parent must reach the disk too, or a crash could lose
+                    // the directory with every acknowledged write in it.
+                    let parent = match dir.parent() {
+                        Some(p) if !p.as_os_str().is_empty() => p,
+                        _ => std::path::Path::new("."),
+                    };
+                    storage.sync_dir(parent).map_err(|e| {
+                        Error::io(format!("syncing directory {}", parent.display()), e)
+                    })?;
                 }
                 m
             }
