@@ -906,11 +906,10 @@ impl Backend for CacheLayer {
         f.insert("evictions".into(), load(&c.evictions).into());
         f.insert("invalidations".into(), load(&c.invalidations).into());
         f.insert("entries".into(), (self.mem.len() as u64).into());
-        let bytes: u64 = if self.options.max_bytes.is_some() {
-            self.mem.weight()
-        } else {
-            self.mem.iter().map(|(k, v)| bytes(&k, &v)).sum()
-        };
+        // The entries' own sizes: with `max_bytes` the tier's weight counts
+        // each entry at no less than its share of the bound, more than it
+        // holds.
+        let bytes: u64 = self.mem.iter().map(|(k, v)| bytes(&k, &v)).sum();
         f.insert("bytes".into(), bytes.into());
         f.insert("capacity".into(), self.options.capacity.into());
         f.insert(

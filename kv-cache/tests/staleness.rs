@@ -262,6 +262,29 @@ async fn counters_and_bounds() {
     assert_eq!(store.stats().await.unwrap().backend.backend, "cache");
 }
 
+/// Under a byte bound, small entries each weigh at least their share of
+/// the bound (so no more than `capacity` fit), but `bytes` reports what
+/// they hold.
+#[tokio::test]
+async fn bytes_counts_what_small_entries_hold() {
+    let layer = Arc::new(
+        CacheLayer::new(
+            Arc::new(MemoryBackend::new()),
+            CacheOptions::new().capacity(100).max_bytes(64 * 1024),
+        )
+        .unwrap(),
+    );
+    let store = Store::new(layer.clone() as Arc<dyn Backend>);
+    for i in 0..50 {
+        store.set(&format!("k.{i}"), Value::Int(i)).await.unwrap();
+    }
+    let f = layer.stats().await.unwrap().fields;
+    let (entries, bytes) = (f["entries"].as_u64().unwrap(), f["bytes"].as_u64().unwrap());
+    assert_eq!(entries, 50, "{f:?}");
+    // Each weighs the floor of 64 KiB / 100 = 656 bytes; each holds less.
+    assert!(bytes > 0 && bytes < entries * 656, "{f:?}");
+}
+
 #[tokio::test]
 async fn the_count_bound_holds_without_a_byte_bound() {
     let layer = Arc::new(
