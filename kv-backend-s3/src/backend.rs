@@ -236,11 +236,7 @@ impl S3Store {
         let s3 = builder
             .build()
             .map_err(|e| Error::config("s3", config.scrub(&e.to_string())))?;
-        Self::build(
-            Arc::new(s3),
-            S3Options::with_prefix(config.prefix.clone()),
-            Kind::S3,
-        )
+        Self::build(Arc::new(s3), config.options(), Kind::S3)
     }
 
     /// The object store beneath.
@@ -953,6 +949,14 @@ impl Backend for S3Store {
             inner.options.ordered_listing.into(),
         );
         f.insert("max_key_len".into(), (self.max_key_len() as u64).into());
+        f.insert(
+            "concurrency".into(),
+            (inner.options.concurrency as u64).into(),
+        );
+        f.insert(
+            "seen_objects".into(),
+            (inner.options.seen_objects as u64).into(),
+        );
         f.insert("get_requests".into(), load(&inner.counters.gets).into());
         f.insert("head_requests".into(), load(&inner.counters.heads).into());
         f.insert("put_requests".into(), load(&inner.counters.puts).into());

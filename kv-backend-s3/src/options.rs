@@ -121,6 +121,10 @@ pub struct S3Config {
     /// endpoint on the loopback interface (`localhost`, `127.x.x.x`,
     /// `[::1]`) is always allowed.
     pub allow_http: bool,
+    /// [`S3Options::concurrency`]; default 32.
+    pub concurrency: Option<usize>,
+    /// [`S3Options::seen_objects`]; default 65,536.
+    pub seen_objects: Option<usize>,
 }
 
 impl fmt::Debug for S3Config {
@@ -134,6 +138,8 @@ impl fmt::Debug for S3Config {
             .field("access_key_id", &hidden(&self.access_key_id))
             .field("secret_access_key", &hidden(&self.secret_access_key))
             .field("allow_http", &self.allow_http)
+            .field("concurrency", &self.concurrency)
+            .field("seen_objects", &self.seen_objects)
             .finish()
     }
 }
@@ -180,6 +186,30 @@ impl S3Config {
     pub fn allow_http(mut self, allow: bool) -> Self {
         self.allow_http = allow;
         self
+    }
+
+    /// Sets [`concurrency`](Self::concurrency).
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.concurrency = Some(n);
+        self
+    }
+
+    /// Sets [`seen_objects`](Self::seen_objects).
+    pub fn seen_objects(mut self, n: usize) -> Self {
+        self.seen_objects = Some(n);
+        self
+    }
+
+    /// The backend's options: the prefix, and the figures given here.
+    pub(crate) fn options(&self) -> S3Options {
+        let mut options = S3Options::with_prefix(self.prefix.clone());
+        if let Some(n) = self.concurrency {
+            options.concurrency = n;
+        }
+        if let Some(n) = self.seen_objects {
+            options.seen_objects = n;
+        }
+        options
     }
 
     /// Whether plain HTTP is allowed: asked for, or a loopback endpoint.

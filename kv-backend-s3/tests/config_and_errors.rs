@@ -37,6 +37,35 @@ fn bad_configuration_names_the_field() {
 }
 
 #[test]
+fn the_config_sets_concurrency_and_seen_objects() {
+    let config = S3Config::new("kv-test")
+        .prefix("p")
+        .endpoint("http://127.0.0.1:9")
+        .concurrency(8)
+        .seen_objects(1_000);
+    let store = S3Store::s3(config.clone()).unwrap();
+    let options = store.options();
+    assert_eq!(
+        (
+            options.prefix.as_str(),
+            options.concurrency,
+            options.seen_objects
+        ),
+        ("p", 8, 1_000)
+    );
+    let defaults = S3Options::default();
+    let store = S3Store::s3(S3Config::new("kv-test").endpoint("http://127.0.0.1:9")).unwrap();
+    assert_eq!(
+        (store.options().concurrency, store.options().seen_objects),
+        (defaults.concurrency, defaults.seen_objects)
+    );
+    assert!(matches!(
+        S3Store::s3(config.concurrency(0)),
+        Err(Error::Config { .. })
+    ));
+}
+
+#[test]
 fn debug_output_hides_the_secret() {
     let config = S3Config::new("kv-test")
         .prefix("p")

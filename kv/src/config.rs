@@ -349,6 +349,12 @@ pub struct S3Section {
     /// Default `false` (`http://localhost…` and `http://127.…` are always
     /// allowed).
     pub allow_http: bool,
+    /// Most requests in flight for one scan, `get_many` or bulk delete.
+    /// Default 32.
+    pub concurrency: Option<usize>,
+    /// Objects whose last ETag and record the backend remembers, to save
+    /// requests. Default 65,536.
+    pub seen_objects: Option<usize>,
 }
 
 impl fmt::Debug for S3Section {
@@ -361,6 +367,8 @@ impl fmt::Debug for S3Section {
             .field("access_key_id", &self.access_key_id.as_ref().map(|_| "***"))
             .field("secret_access_key", &self.secret_access_key)
             .field("allow_http", &self.allow_http)
+            .field("concurrency", &self.concurrency)
+            .field("seen_objects", &self.seen_objects)
             .finish()
     }
 }

@@ -209,6 +209,8 @@ fn open_s3(config: &StoreConfig) -> Result<Arc<dyn Backend>> {
     }
     c.access_key_id.clone_from(&s.access_key_id);
     c.secret_access_key = s.secret_access_key.as_ref().map(|k| k.expose().to_owned());
+    c.concurrency = s.concurrency;
+    c.seen_objects = s.seen_objects;
     Ok(Arc::new(S3Store::s3(c)?))
 }
 

@@ -303,14 +303,17 @@ mod s3 {
         store.delete_pattern("**").await.unwrap();
 
         let toml = format!(
-            "[store]\nbackend = \"s3\"\n[s3]\nbucket = {bucket:?}\nprefix = \"{prefix}/config\"\nendpoint = {endpoint:?}\nregion = \"us-east-1\"\naccess_key_id = \"testing\"\nsecret_access_key = \"not-to-be-shown\"\n"
+            "[store]\nbackend = \"s3\"\n[s3]\nbucket = {bucket:?}\nprefix = \"{prefix}/config\"\nendpoint = {endpoint:?}\nregion = \"us-east-1\"\naccess_key_id = \"testing\"\nsecret_access_key = \"not-to-be-shown\"\nconcurrency = 8\nseen_objects = 1000\n"
         );
         let config = StoreConfig::from_toml_str(&toml, "kv.toml").unwrap();
         assert!(!format!("{config:?}").contains("not-to-be-shown"));
         let store = open(&config).await.unwrap();
         store.set("x", "y".into()).await.unwrap();
         assert_eq!(store.keys("**").await.unwrap(), ["x"]);
-        assert_eq!(store.stats().await.unwrap().backend.backend, "s3");
+        let stats = store.stats().await.unwrap().backend;
+        assert_eq!(stats.backend, "s3");
+        assert_eq!(stats.fields["concurrency"], 8);
+        assert_eq!(stats.fields["seen_objects"], 1000);
         store.delete_pattern("**").await.unwrap();
     }
 
