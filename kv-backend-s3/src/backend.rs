@@ -557,6 +557,50 @@ impl S3Store {
         .await
     }
 
+    /// Deletes the objects of `chosen` in bulk; returns how many of them
+    /// `count` selects. Objects already gone were not removed by this
+    /// call: the shortfall comes off the counted ones first,
+    /// conservatively.
+    async fn remove_counted(
+        &self,
+        chosen: Vec<(Path, Fetched)>,
+        count: impl Fn(&Record) -> bool,
+    ) -> Result<u64> {
+        let counted = chosen.iter().filter(|(_, f)| count(&f.record)).count() as u64;
+        let all = chosen.len() as u64;
+        let removed = self
+            .remove_all(chosen.into_iter().map(|(p, _)| p).collect())
+            .await?;
+        Ok(counted.saturating_sub(all - removed))
+    }
+
+    /// The objects of `keys` in `namespace` (with their paths), in order,
+    /// GET `concurrency` at a time; `None` for a key with no object.
+    async fn fetch_many(
+        &self,
+        namespace: &str,
+        keys: &[String],
+    ) -> Result<Vec<Option<(Path, Fetched)>>> {
+        let layout = &self.inner.layout;
+        let paths = keys
+            .iter()
+            .map(|k| layout.object_path(namespace, k))
+            .collect::<Result<Vec<_>>>()?;
+        // Owned keys: futures borrowing them fail `async_trait`'s
+        // higher-ranked `Send` bound.
+        let jobs: Vec<(String, Option<Path>)> = keys.iter().cloned().zip(paths).collect();
+        stream::iter(jobs)
+            .map(|(key, path)| async move {
+                match path {
+                    Some(p) => Ok(self.fetch(namespace, &key, &p).await?.map(|f| (p, f))),
+                    None => Ok(None),
+                }
+            })
+            .buffered(self.inner.options.concurrency)
+            .try_collect()
+            .await
+    }
+
     /// Deletes `paths` with the store's bulk delete; returns how many
     /// existed.
     async fn remove_all(&self, paths: Vec<Path>) -> Result<u64> {
@@ -650,15 +694,7 @@ impl S3Store {
                 } else {
                     chosen
                 };
-                let counted: Vec<bool> = chosen.iter().map(|(_, f)| count(&f.record)).collect();
-                let n_counted = counted.iter().filter(|c| **c).count() as u64;
-                let all = chosen.len() as u64;
-                let removed = self
-                    .remove_all(chosen.into_iter().map(|(p, _)| p).collect())
-                    .await?;
-                // Objects already gone were not removed by us; attribute
-                // the shortfall to the counted ones first, conservatively.
-                total += n_counted.saturating_sub(all - removed);
+                total += self.remove_counted(chosen, &count).await?;
             }
             if !full {
                 return Ok(total);
@@ -723,22 +759,11 @@ impl Backend for S3Store {
 
     async fn read_many(&self, namespace: &str, keys: &[String]) -> Result<Vec<Option<Record>>> {
         self.check_open()?;
-        let layout = &self.inner.layout;
-        let paths = keys
-            .iter()
-            .map(|k| layout.object_path(namespace, k))
-            .collect::<Result<Vec<_>>>()?;
-        let jobs: Vec<(String, Option<Path>)> = keys.iter().cloned().zip(paths).collect();
-        stream::iter(jobs)
-            .map(|(key, path)| async move {
-                match path {
-                    Some(p) => Ok(self.fetch(namespace, &key, &p).await?.map(|f| f.record)),
-                    None => Ok(None),
-                }
-            })
-            .buffered(self.inner.options.concurrency)
-            .try_collect()
-            .await
+        let fetched = self.fetch_many(namespace, keys).await?;
+        Ok(fetched
+            .into_iter()
+            .map(|f| f.map(|(_, f)| f.record))
+            .collect())
     }
 
     async fn write(&self, record: Record, precondition: Precondition) -> Result<WriteOutcome> {
@@ -884,23 +909,13 @@ impl Backend for S3Store {
             // Deletes take the key's lock there: key by key.
             return kv_core::ops::delete_keys(self, namespace, keys, now).await;
         }
-        // A GET of each key (`concurrency` at a time) tells which exist and
-        // which are live; the ones that exist go in bulk deletes.
-        let records = self.read_many(namespace, keys).await?;
-        let layout = &self.inner.layout;
-        let (mut paths, mut live) = (Vec::new(), 0u64);
-        for (key, record) in keys.iter().zip(records) {
-            let Some(record) = record else { continue };
-            if let Some(path) = layout.object_path(namespace, key)? {
-                paths.push(path);
-                live += u64::from(!record.is_expired(now));
-            }
-        }
-        let all = paths.len() as u64;
-        let removed = self.remove_all(paths).await?;
-        // Objects gone since they were read were not removed by this call;
-        // the shortfall comes off the live ones first, conservatively.
-        Ok(live.saturating_sub(all - removed))
+        // A GET of each key tells which exist and which are live; the ones
+        // that exist go in bulk deletes.
+        let found = self.fetch_many(namespace, keys).await?;
+        self.remove_counted(found.into_iter().flatten().collect(), |r| {
+            !r.is_expired(now)
+        })
+        .await
     }
 
     async fn namespaces(&self) -> Result<Vec<String>> {
@@ -977,14 +992,7 @@ impl Backend for S3Store {
 /// creates a file with a lower-case name and looks for its upper-case
 /// spelling.
 fn case_sensitive(dir: &std::path::Path) -> Result<bool> {
-    let name = format!(
-        ".kv-case-probe-{}-{:x}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0)
-    );
+    let name = format!(".kv-case-{}", crate::cas::probe_id());
     let lower = dir.join(&name);
     let upper = dir.join(name.to_uppercase());
     std::fs::write(&lower, b"")

@@ -182,7 +182,7 @@ impl Cas {
 }
 
 /// A name no other probe (in this or another process) uses.
-fn probe_id() -> String {
+pub(crate) fn probe_id() -> String {
     static N: AtomicU64 = AtomicU64::new(0);
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     std::process::id().hash(&mut h);
@@ -222,105 +222,108 @@ async fn probe_steps(
     plain: &Path,
     path: &Path,
 ) -> Result<Result<(), String>, Error> {
-    let name = store.to_string();
-    let put = |path: &Path, body: &'static str, mode: PutMode| {
-        let opts = PutOptions {
-            mode,
-            ..PutOptions::default()
-        };
-        let path = path.clone();
-        async move {
-            store
-                .put_opts(&path, PutPayload::from_static(body.as_bytes()), opts)
-                .await
-        }
-    };
     // 0. A plain PUT: the store can be reached and written to.
-    put(plain, "kv probe 0", PutMode::Overwrite)
+    store
+        .put_opts(
+            plain,
+            PutPayload::from_static(b"kv probe 0"),
+            PutOptions::default(),
+        )
         .await
-        .map_err(|e| map(e, &name))?;
+        .map_err(|e| map(e, &store.to_string()))?;
+    let put = |body, mode, what| attempt(store, path, body, mode, what);
     // 1. Create on a fresh name.
-    let first = match put(path, "kv probe 1", PutMode::Create).await {
-        Ok(r) => r,
-        Err(e) => {
-            let why = refusal(&e, "PutMode::Create of a fresh object name");
-            return match classify(e, &name) {
-                Failure::Other(Error::Unsupported { .. }) => {
-                    Ok(Err("PutMode::Create is not implemented".into()))
-                }
-                Failure::Other(e) => why.map_or(Err(e), |r| Ok(Err(r))),
-                Failure::NotFound | Failure::Conflict => {
-                    Ok(Err("PutMode::Create of a fresh object name failed".into()))
-                }
-            };
-        }
+    let what = "PutMode::Create of a fresh object name";
+    let first = match put("kv probe 1", PutMode::Create, what).await? {
+        Ok(Got::Stored(r)) => r,
+        Ok(Got::Conflict | Got::NotFound) => return Ok(Err(format!("{what} failed"))),
+        Err(why) => return Ok(Err(why)),
     };
     // 2. A second Create must fail.
-    match put(path, "kv probe 2", PutMode::Create).await {
-        Ok(_) => {
+    match put("kv probe 2", PutMode::Create, "a second PutMode::Create").await? {
+        Ok(Got::Conflict) => {}
+        Ok(Got::Stored(_)) => {
             return Ok(Err(
                 "a second PutMode::Create of one object succeeded (If-None-Match is ignored)"
                     .into(),
             ))
         }
-        Err(e) => {
-            let why = refusal(&e, "a second PutMode::Create");
-            match classify(e, &name) {
-                Failure::Conflict => {}
-                Failure::Other(Error::Unsupported { .. }) => {
-                    return Ok(Err("PutMode::Create is not implemented".into()))
-                }
-                Failure::Other(e) => return why.map_or(Err(e), |r| Ok(Err(r))),
-                Failure::NotFound => {
-                    return Ok(Err(
-                        "a second PutMode::Create failed with NotFound instead of AlreadyExists"
-                            .into(),
-                    ))
-                }
-            }
+        Ok(Got::NotFound) => {
+            return Ok(Err(
+                "a second PutMode::Create failed with NotFound instead of AlreadyExists".into(),
+            ))
         }
+        Err(why) => return Ok(Err(why)),
     }
     // 3. Update with a stale ETag must fail.
     let stale = UpdateVersion {
         e_tag: Some("\"kv-probe-stale-etag\"".into()),
         version: None,
     };
-    match put(path, "kv probe 3", PutMode::Update(stale)).await {
-        Ok(_) => {
-            return Ok(Err(
-                "PutMode::Update with a stale ETag succeeded (If-Match is ignored)".into(),
-            ))
+    let what = "PutMode::Update with a stale ETag";
+    match put("kv probe 3", PutMode::Update(stale), what).await? {
+        Ok(Got::Conflict | Got::NotFound) => {}
+        Ok(Got::Stored(_)) => {
+            return Ok(Err(format!("{what} succeeded (If-Match is ignored)")));
         }
-        Err(e) => {
-            let why = refusal(&e, "PutMode::Update with a stale ETag");
-            match classify(e, &name) {
-                Failure::Conflict | Failure::NotFound => {}
-                Failure::Other(Error::Unsupported { .. }) => {
-                    return Ok(Err("PutMode::Update is not implemented".into()))
-                }
-                Failure::Other(e) => return why.map_or(Err(e), |r| Ok(Err(r))),
-            }
-        }
+        Err(why) => return Ok(Err(why)),
     }
     // 4. Update with the current ETag must succeed.
     if first.e_tag.is_none() && first.version.is_none() {
         return Ok(Err("PUT returned neither an ETag nor a version".into()));
     }
-    match put(path, "kv probe 4", PutMode::Update(first.into())).await {
-        Ok(_) => Ok(Ok(())),
-        Err(e) => {
-            let why = refusal(&e, "PutMode::Update with the current ETag");
-            match classify(e, &name) {
-                Failure::Conflict | Failure::NotFound => {
-                    Ok(Err("PutMode::Update with the current ETag failed".into()))
-                }
-                Failure::Other(Error::Unsupported { .. }) => {
-                    Ok(Err("PutMode::Update is not implemented".into()))
-                }
-                Failure::Other(e) => why.map_or(Err(e), |r| Ok(Err(r))),
-            }
+    let what = "PutMode::Update with the current ETag";
+    Ok(
+        match put("kv probe 4", PutMode::Update(first.into()), what).await? {
+            Ok(Got::Stored(_)) => Ok(()),
+            Ok(Got::Conflict | Got::NotFound) => Err(format!("{what} failed")),
+            Err(why) => Err(why),
+        },
+    )
+}
+
+/// What a conditional PUT of the probe got from the store.
+enum Got {
+    Stored(object_store::PutResult),
+    /// The condition did not hold.
+    Conflict,
+    NotFound,
+}
+
+/// One conditional PUT of the probe, `what` naming it. `Ok(Err(reason))`
+/// when the store does not implement the mode or answers it with a status
+/// that refuses it; `Err` when the store could not be asked.
+async fn attempt(
+    store: &dyn ObjectStore,
+    path: &Path,
+    body: &'static str,
+    mode: PutMode,
+    what: &str,
+) -> Result<Result<Got, String>, Error> {
+    let mode_name = match mode {
+        PutMode::Create => "PutMode::Create",
+        _ => "PutMode::Update",
+    };
+    let opts = PutOptions {
+        mode,
+        ..PutOptions::default()
+    };
+    let e = match store
+        .put_opts(path, PutPayload::from_static(body.as_bytes()), opts)
+        .await
+    {
+        Ok(r) => return Ok(Ok(Got::Stored(r))),
+        Err(e) => e,
+    };
+    let why = refusal(&e, what);
+    Ok(Ok(match classify(e, &store.to_string()) {
+        Failure::Conflict => Got::Conflict,
+        Failure::NotFound => Got::NotFound,
+        Failure::Other(Error::Unsupported { .. }) => {
+            return Ok(Err(format!("{mode_name} is not implemented")))
         }
-    }
+        Failure::Other(e) => return why.map_or(Err(e), |r| Ok(Err(r))),
+    }))
 }
 
 /// Why a conditional PUT counts as refused, when the store answered it

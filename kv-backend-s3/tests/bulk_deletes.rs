@@ -10,20 +10,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::hooked::Hooked;
-use kv_backend_s3::{S3Options, S3Store};
-use kv_core::{Backend, KVStore, ManualClock, SetOptions, Store, Value};
-use object_store::ObjectStore;
+use kv_core::{KVStore, ManualClock, SetOptions, Value};
 
 #[tokio::test]
 async fn delete_many_and_pattern_deletes_are_bulk_deletes() {
     let hooked = Arc::new(Hooked::default());
-    let objects: Arc<dyn ObjectStore> = hooked.clone();
     let clock = ManualClock::new(1_000_000);
-    let backend = S3Store::new(objects, S3Options::default()).unwrap();
-    let store = Store::builder(Arc::new(backend) as Arc<dyn Backend>)
-        .clock(clock.clone())
-        .build()
-        .unwrap();
+    let store = hooked.store(&clock);
     let keys: Vec<String> = (0..60).map(|i| format!("users.{i:03}.name")).collect();
     for key in &keys {
         store.set(key, Value::from("x")).await.unwrap();

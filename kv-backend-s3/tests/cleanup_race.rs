@@ -10,25 +10,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::hooked::Hooked;
-use kv_backend_s3::{S3Options, S3Store};
-use kv_core::{Backend, KVStore, ManualClock, Store, Value};
-use object_store::ObjectStore;
+use kv_core::{KVStore, ManualClock, Value};
 
 #[tokio::test]
 async fn a_key_revived_during_cleanup_is_spared() {
     let hooked = Arc::new(Hooked::default());
-    let objects: Arc<dyn ObjectStore> = hooked.clone();
     let clock = ManualClock::new(1_000_000);
-    let store = |objects: &Arc<dyn ObjectStore>| {
-        let backend = S3Store::new(Arc::clone(objects), S3Options::default()).unwrap();
-        Store::builder(Arc::new(backend) as Arc<dyn Backend>)
-            .clock(clock.clone())
-            .build()
-            .unwrap()
-    };
-    let cleaner = store(&objects);
+    let cleaner = hooked.store(&clock);
     // Another host: its own backend over the same objects.
-    let writer = store(&objects);
+    let writer = hooked.store(&clock);
     for key in ["ttl.a", "ttl.b"] {
         cleaner
             .set_with(

@@ -10,124 +10,18 @@
 //! within the process.
 #![allow(clippy::unwrap_used)]
 
-use std::fmt;
+mod common;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use futures_util::stream::BoxStream;
+use common::hooked::{Hooked, How};
 use futures_util::TryStreamExt;
 use kv_backend_s3::{S3Options, S3Store};
 use kv_core::{
     Backend, CasMechanism, Error, KVStore, Precondition, Record, Store, Timestamp, Value, ValueType,
 };
-use object_store::memory::InMemory;
-use object_store::path::Path;
-use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    PutMode, PutMultipartOptions, PutOptions, PutPayload, PutResult, Result as OsResult,
-};
-
-/// How [`OddStore`] treats conditional PUTs.
-#[derive(Debug)]
-enum How {
-    /// Ignores `If-None-Match` and `If-Match`: every PUT overwrites.
-    IgnoresConditions,
-    /// Honours `If-None-Match` but ignores `If-Match`.
-    IgnoresIfMatch,
-    /// Answers every conditional PUT with this HTTP status line.
-    Refuses(&'static str),
-    /// Answers conditional PUTs with 503 while the flag is set, then
-    /// honours them.
-    Unavailable(AtomicBool),
-}
-
-/// An in-memory store with one of the ways S3-compatible servers get
-/// conditional PUTs wrong.
-#[derive(Debug)]
-struct OddStore {
-    inner: InMemory,
-    how: How,
-}
-
-impl OddStore {
-    fn new(how: How) -> Self {
-        OddStore {
-            inner: InMemory::new(),
-            how,
-        }
-    }
-}
-
-impl fmt::Display for OddStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?}", self.how)
-    }
-}
-
-fn status(line: &str) -> object_store::Error {
-    object_store::Error::Generic {
-        store: "OddStore",
-        source: format!("Server returned non-2xx status code: {line}: conditional PUT").into(),
-    }
-}
-
-#[async_trait]
-impl ObjectStore for OddStore {
-    async fn put_opts(
-        &self,
-        location: &Path,
-        payload: PutPayload,
-        mut opts: PutOptions,
-    ) -> OsResult<PutResult> {
-        let conditional = !matches!(opts.mode, PutMode::Overwrite);
-        match &self.how {
-            How::IgnoresConditions => opts.mode = PutMode::Overwrite,
-            How::IgnoresIfMatch => {
-                if matches!(opts.mode, PutMode::Update(_)) {
-                    opts.mode = PutMode::Overwrite;
-                }
-            }
-            How::Refuses(line) if conditional => return Err(status(line)),
-            How::Unavailable(on) if conditional && on.load(Ordering::SeqCst) => {
-                return Err(status("503 Service Unavailable"))
-            }
-            How::Refuses(_) | How::Unavailable(_) => {}
-        }
-        self.inner.put_opts(location, payload, opts).await
-    }
-
-    async fn put_multipart_opts(
-        &self,
-        location: &Path,
-        opts: PutMultipartOptions,
-    ) -> OsResult<Box<dyn MultipartUpload>> {
-        self.inner.put_multipart_opts(location, opts).await
-    }
-
-    async fn get_opts(&self, location: &Path, options: GetOptions) -> OsResult<GetResult> {
-        self.inner.get_opts(location, options).await
-    }
-
-    fn delete_stream(
-        &self,
-        locations: BoxStream<'static, OsResult<Path>>,
-    ) -> BoxStream<'static, OsResult<Path>> {
-        self.inner.delete_stream(locations)
-    }
-
-    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, OsResult<ObjectMeta>> {
-        self.inner.list(prefix)
-    }
-
-    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> OsResult<ListResult> {
-        self.inner.list_with_delimiter(prefix).await
-    }
-
-    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> OsResult<()> {
-        self.inner.copy_opts(from, to, options).await
-    }
-}
+use object_store::ObjectStore;
 
 fn seeded(key: &str, value: i64) -> Record {
     Record::new(
@@ -150,7 +44,7 @@ async fn object_names(store: &Arc<dyn ObjectStore>) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn store_ignoring_conditions_refuses_atomic_operations_and_loses_nothing() {
-    let objects: Arc<dyn ObjectStore> = Arc::new(OddStore::new(How::IgnoresConditions));
+    let objects: Arc<dyn ObjectStore> = Arc::new(Hooked::new(How::IgnoresConditions));
     let backend = Arc::new(S3Store::new(Arc::clone(&objects), S3Options::default()).unwrap());
     // Seed a counter with an unconditional write (allowed: it needs no
     // atomicity).
@@ -215,7 +109,7 @@ async fn store_ignoring_conditions_refuses_atomic_operations_and_loses_nothing()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn opting_into_local_locking_makes_it_atomic_within_the_process() {
-    let objects: Arc<dyn ObjectStore> = Arc::new(OddStore::new(How::IgnoresConditions));
+    let objects: Arc<dyn ObjectStore> = Arc::new(Hooked::new(How::IgnoresConditions));
     let backend = S3Store::new(
         Arc::clone(&objects),
         S3Options::default().allow_local_locking(true),
@@ -252,7 +146,7 @@ async fn stores_refusing_or_half_honouring_conditions_are_unsupported() {
         How::Refuses("501 Not Implemented"),
     ] {
         let what = format!("{how:?}");
-        let objects: Arc<dyn ObjectStore> = Arc::new(OddStore::new(how));
+        let objects: Arc<dyn ObjectStore> = Arc::new(Hooked::new(how));
         let backend = Arc::new(S3Store::new(Arc::clone(&objects), S3Options::default()).unwrap());
         assert_eq!(
             backend.probe().await.unwrap(),
@@ -271,7 +165,7 @@ async fn stores_refusing_or_half_honouring_conditions_are_unsupported() {
 /// the store answers, the probe finds conditional PUTs honoured.
 #[tokio::test]
 async fn an_unavailable_store_is_probed_again_later() {
-    let odd = Arc::new(OddStore::new(How::Unavailable(AtomicBool::new(true))));
+    let odd = Arc::new(Hooked::new(How::Unavailable(AtomicBool::new(true))));
     let objects: Arc<dyn ObjectStore> = odd.clone();
     let backend = Arc::new(S3Store::new(Arc::clone(&objects), S3Options::default()).unwrap());
     match backend.probe().await {

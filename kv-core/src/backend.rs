@@ -88,6 +88,14 @@ pub enum DeleteOutcome {
     PreconditionFailed,
 }
 
+impl DeleteOutcome {
+    /// Whether a record was removed that was live at `now` (not an expired
+    /// leftover).
+    pub fn removed_live(&self, now: Timestamp) -> bool {
+        matches!(self, DeleteOutcome::Deleted { expires_at } if !matches!(expires_at, Some(t) if now >= *t))
+    }
+}
+
 /// One operation of a batch given to [`Backend::apply`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum BatchOp {

@@ -204,7 +204,8 @@ pub async fn remove_expired<B: Backend + ?Sized>(
     Ok(removed)
 }
 
-/// Removes every record in `range`; counts the live ones (default of
+/// Removes every record in `range`, a page of keys at a time through
+/// [`Backend::delete_keys`]; counts the live ones (default of
 /// [`Backend::delete_range`]).
 pub async fn delete_range<B: Backend + ?Sized>(
     backend: &B,
@@ -215,23 +216,17 @@ pub async fn delete_range<B: Backend + ?Sized>(
     let mut live = 0;
     let mut after: Option<String> = None;
     loop {
-        let page = backend
+        let page: Vec<String> = backend
             .scan_keys(namespace, range, after.as_deref(), SCAN_PAGE)
-            .await?;
-        for info in &page {
-            if let DeleteOutcome::Deleted { expires_at } = backend
-                .delete(namespace, &info.key, Precondition::Any)
-                .await?
-            {
-                if !matches!(expires_at, Some(t) if now >= t) {
-                    live += 1;
-                }
-            }
-        }
+            .await?
+            .into_iter()
+            .map(|info| info.key)
+            .collect();
+        live += backend.delete_keys(namespace, &page, now).await?;
         if page.len() < SCAN_PAGE {
             return Ok(live);
         }
-        after = page.last().map(|k| k.key.clone());
+        after = page.last().cloned();
         page_break().await;
     }
 }
@@ -250,9 +245,7 @@ pub async fn delete_keys<B: Backend + ?Sized>(
             .iter()
             .map(|key| backend.delete(namespace, key, Precondition::Any));
         for outcome in futures_util::future::try_join_all(deletes).await? {
-            if let DeleteOutcome::Deleted { expires_at } = outcome {
-                live += u64::from(!matches!(expires_at, Some(t) if now >= t));
-            }
+            live += u64::from(outcome.removed_live(now));
         }
     }
     Ok(live)

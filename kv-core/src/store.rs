@@ -1184,14 +1184,10 @@ impl KVStore for Store {
             .backend_ref()
             .delete(&self.namespace, &key, Precondition::Any)
             .await?;
-        let now = self.now();
-        Ok(match outcome {
-            DeleteOutcome::Deleted { expires_at } => {
-                bump(&self.shared.counters.deletes, 1);
-                !matches!(expires_at, Some(t) if now >= t)
-            }
-            _ => false,
-        })
+        if matches!(outcome, DeleteOutcome::Deleted { .. }) {
+            bump(&self.shared.counters.deletes, 1);
+        }
+        Ok(outcome.removed_live(self.now()))
     }
 
     async fn exists(&self, key: &str) -> Result<bool> {

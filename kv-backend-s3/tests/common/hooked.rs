@@ -1,5 +1,6 @@
 //! An in-memory object store with hooks, for tests that need to act at
-//! one moment of a backend call or count how it calls the store.
+//! one moment of a backend call, count how it calls the store, or meet
+//! the ways S3-compatible servers get conditional PUTs wrong.
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -12,33 +13,80 @@ use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{
     CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    PutMultipartOptions, PutOptions, PutPayload, PutResult, Result as OsResult,
+    PutMode, PutMultipartOptions, PutOptions, PutPayload, PutResult, Result as OsResult,
 };
 
 /// What [`Hooked`] runs before it answers a HEAD request.
 pub type Hook = Box<dyn Fn() -> BoxFuture<'static, ()> + Send + Sync>;
 
-/// An in-memory store that runs `on_head` once, before it answers the
-/// first HEAD request after `armed` is set, and counts its bulk-delete
-/// calls and the paths they carry.
+/// How [`Hooked`] treats conditional PUTs.
+#[derive(Debug, Default)]
+pub enum How {
+    /// As S3 does.
+    #[default]
+    HonoursConditions,
+    /// Ignores `If-None-Match` and `If-Match`: every PUT overwrites.
+    IgnoresConditions,
+    /// Honours `If-None-Match` but ignores `If-Match`.
+    IgnoresIfMatch,
+    /// Answers every conditional PUT with this HTTP status line.
+    Refuses(&'static str),
+    /// Answers conditional PUTs with 503 while the flag is set, then
+    /// honours them.
+    Unavailable(AtomicBool),
+}
+
+/// An in-memory store that treats conditional PUTs as `how` says, runs
+/// `on_head` once, before it answers the first HEAD request after `armed`
+/// is set, and counts its bulk-delete calls and the paths they carry. Its
+/// name (`Display`) is `how`'s.
 #[derive(Default)]
 pub struct Hooked {
     inner: InMemory,
+    pub how: How,
     pub armed: AtomicBool,
     pub on_head: OnceLock<Hook>,
     pub delete_calls: AtomicU64,
     pub deleted_paths: std::sync::Arc<AtomicU64>,
 }
 
+impl Hooked {
+    pub fn new(how: How) -> Self {
+        Hooked {
+            how,
+            ..Hooked::default()
+        }
+    }
+
+    /// A store over a new `S3Store` of these objects (another host, when
+    /// called twice), on `clock`.
+    pub fn store(self: &std::sync::Arc<Self>, clock: &kv_core::ManualClock) -> kv_core::Store {
+        let objects: std::sync::Arc<dyn ObjectStore> = self.clone();
+        let backend = kv_backend_s3::S3Store::new(objects, kv_backend_s3::S3Options::default())
+            .unwrap_or_else(|e| panic!("{e}"));
+        kv_core::Store::builder(std::sync::Arc::new(backend))
+            .clock(clock.clone())
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+}
+
 impl fmt::Debug for Hooked {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Hooked")
+        write!(f, "{:?}", self.how)
     }
 }
 
 impl fmt::Display for Hooked {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Hooked")
+        write!(f, "{:?}", self.how)
+    }
+}
+
+fn status(line: &str) -> object_store::Error {
+    object_store::Error::Generic {
+        store: "Hooked",
+        source: format!("Server returned non-2xx status code: {line}: conditional PUT").into(),
     }
 }
 
@@ -48,8 +96,22 @@ impl ObjectStore for Hooked {
         &self,
         location: &Path,
         payload: PutPayload,
-        opts: PutOptions,
+        mut opts: PutOptions,
     ) -> OsResult<PutResult> {
+        let conditional = !matches!(opts.mode, PutMode::Overwrite);
+        match &self.how {
+            How::IgnoresConditions => opts.mode = PutMode::Overwrite,
+            How::IgnoresIfMatch => {
+                if matches!(opts.mode, PutMode::Update(_)) {
+                    opts.mode = PutMode::Overwrite;
+                }
+            }
+            How::Refuses(line) if conditional => return Err(status(line)),
+            How::Unavailable(on) if conditional && on.load(Ordering::SeqCst) => {
+                return Err(status("503 Service Unavailable"))
+            }
+            How::HonoursConditions | How::Refuses(_) | How::Unavailable(_) => {}
+        }
         self.inner.put_opts(location, payload, opts).await
     }
 
