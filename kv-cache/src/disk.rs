@@ -4,9 +4,10 @@
 //! Two trees: `entries` maps `namespace 0x00 key` to `cached_at (i64 BE) |
 //! present (u8) | record body`, and `by_age` maps `cached_at (i64 BE) |
 //! namespace 0x00 key` to nothing, so the oldest entries are found first
-//! when the tier is over its byte bound and when entries pass the ttl.
+//! when the tier is over its byte bound (it is rebuilt from `entries` on
+//! open, which also drops the entries older than the ttl).
 //! sled buffers writes in memory and flushes them in the background; the
-//! tier is flushed on close.
+//! tier is also flushed on `flush` and `close` (on a blocking thread).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -36,10 +37,12 @@ fn age_key(cached_at: Timestamp, entry: &[u8]) -> Vec<u8> {
     k
 }
 
-/// The `cached_at` an entry's value starts with.
-fn cached_at(value: &[u8]) -> Option<Timestamp> {
+/// An entry's value split into its header (`cached_at`, the flag) and
+/// the rest; `None` when it is too short for its header.
+fn header(value: &[u8]) -> Option<(Timestamp, u8, &[u8])> {
     let t: [u8; 8] = value.get(..8)?.try_into().ok()?;
-    Some(Timestamp::from_millis(i64::from_be_bytes(t)))
+    let (&flag, rest) = value[8..].split_first()?;
+    Some((Timestamp::from_millis(i64::from_be_bytes(t)), flag, rest))
 }
 
 /// A cached answer: the record, or `None` for a cached "not found".
@@ -65,14 +68,14 @@ impl std::fmt::Debug for DiskTier {
 }
 
 impl DiskTier {
-    /// Opens the tier, drops entries cached before `oldest`, and evicts the
-    /// oldest while it holds more than its bound.
+    /// Opens the tier, drops entries cached before `oldest` (and entries
+    /// too short for their header: it is a cache), and evicts the oldest
+    /// while it holds more than its bound.
     ///
     /// The age index is rebuilt from the entries: the two trees change
     /// together under a lock but not in one transaction, so a crash can
     /// leave an entry without its age record (never evicted, never aged
-    /// out) or an age record without its entry. An entry too short for its
-    /// header is dropped (it is a cache).
+    /// out) or an age record without its entry.
     pub(crate) fn open(options: &DiskTierOptions, oldest: Timestamp) -> Result<DiskTier> {
         let db = sled::open(&options.path).map_err(disk_err)?;
         let entries = db.open_tree("entries").map_err(disk_err)?;
@@ -81,8 +84,8 @@ impl DiskTier {
         let mut bytes = 0u64;
         for item in entries.iter() {
             let (k, v) = item.map_err(disk_err)?;
-            match cached_at(&v) {
-                Some(at) if v.len() > 8 => {
+            match header(&v) {
+                Some((at, _, _)) if at >= oldest => {
                     bytes += (k.len() + v.len()) as u64;
                     by_age.insert(age_key(at, &k), &[][..]).map_err(disk_err)?;
                 }
@@ -99,7 +102,6 @@ impl DiskTier {
             max_bytes: options.max_bytes,
             write: Mutex::new(()),
         };
-        tier.drop_older_than(oldest)?;
         {
             let _w = tier.write.lock().unwrap_or_else(|e| e.into_inner());
             tier.evict_locked()?;
@@ -123,12 +125,12 @@ impl DiskTier {
             location: format!("cache disk tier {ns}/{key}"),
             reason: why.to_owned(),
         };
-        let Some(cached_at) = cached_at(&v).filter(|_| v.len() > 8) else {
+        let Some((cached_at, flag, body)) = header(&v) else {
             return Err(corrupt("entry shorter than its header"));
         };
-        let record = match v[8] {
+        let record = match flag {
             0 => None,
-            1 => Some(Record::decode_body(ns, key, &v[9..])?),
+            1 => Some(Record::decode_body(ns, key, body)?),
             _ => return Err(corrupt("unknown entry flag")),
         };
         Ok(Some((cached_at, record)))
@@ -171,7 +173,7 @@ impl DiskTier {
         if let Some(old) = self.entries.remove(k).map_err(disk_err)? {
             self.bytes
                 .fetch_sub((k.len() + old.len()) as u64, Ordering::Relaxed);
-            if let Some(at) = cached_at(&old) {
+            if let Some((at, _, _)) = header(&old) {
                 self.by_age.remove(age_key(at, k)).map_err(disk_err)?;
             }
         }
@@ -216,28 +218,6 @@ impl DiskTier {
             }
         }
         Ok(())
-    }
-
-    /// Drops entries cached before `oldest` (past the cache ttl).
-    pub(crate) fn drop_older_than(&self, oldest: Timestamp) -> Result<u64> {
-        let bound = age_key(oldest, &[]);
-        let old: Vec<sled::IVec> = self
-            .by_age
-            .range(..bound)
-            .keys()
-            .collect::<std::result::Result<_, _>>()
-            .map_err(disk_err)?;
-        let _w = self.write.lock().unwrap_or_else(|e| e.into_inner());
-        let mut n = 0;
-        for age in old {
-            self.by_age.remove(&age).map_err(disk_err)?;
-            if let Some(v) = self.entries.remove(&age[8..]).map_err(disk_err)? {
-                self.bytes
-                    .fetch_sub((age.len() - 8 + v.len()) as u64, Ordering::Relaxed);
-                n += 1;
-            }
-        }
-        Ok(n)
     }
 
     pub(crate) fn flush(&self) -> Result<()> {

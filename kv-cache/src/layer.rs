@@ -5,7 +5,9 @@
 //! 1. **Writes go to the backend first.** Only when the backend has taken a
 //!    write does the cache change: a written record replaces the cached
 //!    one, a delete removes it (or caches "not found" with negative
-//!    caching). A write that fails leaves the cache as it was; a write whose
+//!    caching). A write that fails leaves the cache as it was (one that
+//!    only drops keys afterwards, such as `delete_keys`, `delete_range` or
+//!    an in-place append, drops them on a failure too); a write whose
 //!    precondition failed proves the cached copy stale and removes it; a
 //!    write whose caller stops waiting (its future dropped) may have been
 //!    taken, so it removes what it touched.
@@ -264,13 +266,17 @@ impl CacheLayer {
                 bump(&self.counters.hits);
                 return Ok(Some(slot.record));
             }
+            // Stale; `forget` drops the disk copy too, so there is nothing
+            // more to look at.
             self.forget(ns, key)?;
+            bump(&self.counters.misses);
+            return Ok(None);
         }
         if let Some(disk) = &self.disk {
             // Under the key's stripe: a write settling at the same time
             // changes both tiers, so the disk copy read here is current;
             // and a range drop waits for the promotion before it sweeps
-            // memory (`forget_where`).
+            // memory (`forget_range`).
             let _stripe = self.stripe(ns, key);
             if let Some((cached_at, record)) = disk.get(ns, key)? {
                 if self.fresh(cached_at, record.as_ref(), now) {
@@ -420,10 +426,10 @@ impl CacheLayer {
         out
     }
 
-    /// Drops a key from both tiers, disk first (as [`forget_where`]
+    /// Drops a key from both tiers, disk first (as [`forget_range`]
     /// does); the memory entry goes even when the disk fails.
     ///
-    /// [`forget_where`]: Self::forget_where
+    /// [`forget_range`]: Self::forget_range
     fn forget_unlocked(&self, ns: &str, key: &str) -> Result<()> {
         let disk = self.disk.as_ref().map_or(Ok(()), |d| d.remove(ns, key));
         self.mem.remove(mem_key(ns, key).as_str());
@@ -438,42 +444,36 @@ impl CacheLayer {
         }
     }
 
-    /// After the backend changed many keys of `ns`: drops every cached key
-    /// for which `drop` holds from memory, and lets `clear_disk` drop them
-    /// from the disk tier. The memory entry goes even when the disk fails.
-    fn forget_where(
-        &self,
-        ns: &str,
-        drop: impl Fn(&str, Option<&Record>) -> bool,
-        clear_disk: impl FnOnce(&DiskTier) -> Result<()>,
-    ) -> Result<()> {
+    /// After the backend changed the keys of `range` in `ns`: drops every
+    /// cached key of the range from both tiers. The memory entries go even
+    /// when the disk fails.
+    fn forget_range(&self, ns: &str, range: &KeyRange) -> Result<()> {
         // Every stripe changes first: a read that fetched a key before the
         // backend changed it must not cache its answer now, nor a write
         // that the backend took before the change cache what it wrote.
         self.advance_stripes();
-        // The disk tier before memory: a lookup that misses memory
-        // promotes the key's disk entry into memory, so clearing memory
-        // first would let one come back.
-        let disk = self.disk.as_deref().map_or(Ok(()), clear_disk);
-        // A lookup promotes under its key's stripe lock. Taking every
-        // stripe once more waits for any lookup that read a disk entry
-        // before it was removed: its promotion is in memory by now, where
-        // the sweep below finds it. Lookups after this find no entry.
-        self.advance_stripes();
-        self.mem.retain(|k, v| {
-            !split(k).is_some_and(|(n, key)| n == ns && drop(key, v.record.as_deref()))
-        });
-        bump(&self.counters.invalidations);
-        disk
+        if let Some(disk) = &self.disk {
+            // The disk tier before memory: a lookup that misses memory
+            // promotes the key's disk entry into memory, so clearing memory
+            // first would let one come back.
+            let removed = disk.remove_range(ns, range);
+            // A lookup promotes under its key's stripe lock. Taking every
+            // stripe once more waits for any lookup that read a disk entry
+            // before it was removed: its promotion is in memory by now,
+            // where the sweep below finds it. Lookups after this find none.
+            self.advance_stripes();
+            self.drop_from_memory(ns, range);
+            return removed;
+        }
+        self.drop_from_memory(ns, range);
+        Ok(())
     }
 
-    /// [`forget_where`](Self::forget_where) for the keys of `range`.
-    fn forget_range(&self, ns: &str, range: &KeyRange) -> Result<()> {
-        self.forget_where(
-            ns,
-            |key, _| range.contains(key),
-            |disk| disk.remove_range(ns, range),
-        )
+    /// Drops the memory entries of `range` in `ns`.
+    fn drop_from_memory(&self, ns: &str, range: &KeyRange) {
+        self.mem
+            .retain(|k, _| !split(k).is_some_and(|(n, key)| n == ns && range.contains(key)));
+        bump(&self.counters.invalidations);
     }
 
     /// Flushes the disk tier, if any: an fsync, so on a blocking thread
@@ -492,11 +492,12 @@ impl CacheLayer {
 
     /// A guard that drops `key` from the cache (a change of its stripe) if
     /// the call holding it is cancelled.
-    fn until_settled<'a>(&'a self, ns: &'a str, key: &'a str) -> Unsettled<impl FnOnce() + 'a> {
-        Unsettled::new(move || {
-            // Memory goes even when the disk fails; nothing to report to.
-            let _ = self.forget(ns, key);
-        })
+    fn until_settled<'a>(
+        &'a self,
+        ns: &'a str,
+        key: &'a str,
+    ) -> Unsettled<impl FnOnce() -> Result<()> + 'a> {
+        Unsettled::new(move || self.forget(ns, key))
     }
 }
 
@@ -507,14 +508,18 @@ impl CacheLayer {
 /// handle not see its own write for up to `ttl`. So each call that changes
 /// the backend arms one of these before the backend call, to drop the keys
 /// it touches (changing their stripes, so no read in flight caches an
-/// older answer either), and disarms it once the cache is settled, or
-/// when the backend failed (a failed write leaves the cache as it was). A
-/// settling that fails half-way leaves it armed, which drops the keys.
-struct Unsettled<F: FnOnce()> {
+/// older answer either). A call whose settling is to cache what it wrote
+/// disarms it once the cache is settled, or when the backend failed (a
+/// failed write leaves the cache as it was); a settling that fails
+/// half-way leaves it armed, which drops the keys. A call whose settling
+/// is to drop the keys runs the guard itself ([`run_now`](Self::run_now)).
+/// Errors of an undo run on drop go nowhere: the memory entries are gone
+/// by then even when the disk tier failed.
+struct Unsettled<F: FnOnce() -> Result<()>> {
     undo: Option<F>,
 }
 
-impl<F: FnOnce()> Unsettled<F> {
+impl<F: FnOnce() -> Result<()>> Unsettled<F> {
     fn new(undo: F) -> Self {
         Unsettled { undo: Some(undo) }
     }
@@ -531,12 +536,17 @@ impl<F: FnOnce()> Unsettled<F> {
     fn disarm(mut self) {
         self.undo = None;
     }
+
+    /// Drops the keys now: that is how this call settles.
+    fn run_now(mut self) -> Result<()> {
+        self.undo.take().map_or(Ok(()), |undo| undo())
+    }
 }
 
-impl<F: FnOnce()> Drop for Unsettled<F> {
+impl<F: FnOnce() -> Result<()>> Drop for Unsettled<F> {
     fn drop(&mut self) {
         if let Some(undo) = self.undo.take() {
-            undo();
+            let _ = undo();
         }
     }
 }
@@ -612,15 +622,16 @@ impl Backend for CacheLayer {
     }
 
     async fn write(&self, record: Record, precondition: Precondition) -> Result<WriteOutcome> {
+        let (ns, key) = (record.namespace.clone(), record.key.clone());
+        let (ns, key) = (ns.as_str(), key.as_str());
         let copy = record.clone();
-        let (ns, key) = (copy.namespace.as_str(), copy.key.as_str());
         // Before the backend call: `ttl` counts from before the write.
         let now = self.now();
         let seen = self.seen(ns, key);
         let mut pending = self.until_settled(ns, key);
         let outcome = pending.answer(self.inner.write(record, precondition).await)?;
         match outcome {
-            WriteOutcome::Written => self.settle(ns, key, Some(copy.clone()), now, seen)?,
+            WriteOutcome::Written => self.settle(ns, key, Some(copy), now, seen)?,
             // The cached copy (if any) was what the writer decided on, and
             // it was stale.
             WriteOutcome::PreconditionFailed => self.forget(ns, key)?,
@@ -693,9 +704,9 @@ impl Backend for CacheLayer {
             .map(|(_, (ns, key, _))| (ns.clone(), key.clone()))
             .collect();
         let mut pending = Unsettled::new(move || {
-            for (ns, key) in &keys {
-                let _ = self.forget(ns, key);
-            }
+            keys.iter()
+                .map(|(ns, key)| self.forget(ns, key))
+                .fold(Ok(()), Result::and)
         });
         let outcome = pending.answer(self.inner.apply(ops).await)?;
         match outcome {
@@ -736,14 +747,12 @@ impl Backend for CacheLayer {
             .map(|k| (k.as_str(), self.seen(namespace, k)))
             .collect();
         let mut pending = Unsettled::new(|| {
-            for key in keys {
-                let _ = self.forget(namespace, key);
-            }
-            // Writes the plan decided on outside `keys`, if any.
             let decided = decided.lock().unwrap_or_else(|e| e.into_inner());
-            for (ns, key, _) in decided.iter() {
-                let _ = self.forget(ns, key);
-            }
+            keys.iter()
+                .map(|key| self.forget(namespace, key))
+                // Writes the plan decided on outside `keys`, if any.
+                .chain(decided.iter().map(|(ns, key, _)| self.forget(ns, key)))
+                .fold(Ok(()), Result::and)
         });
         let outcome = pending.answer(self.inner.apply_planned(namespace, keys, wrapped).await)?;
         let touched = decided.lock().map(|mut t| std::mem::take(&mut *t));
@@ -777,44 +786,36 @@ impl Backend for CacheLayer {
 
     async fn remove_expired(&self, namespace: Option<&str>, now: Timestamp) -> Result<u64> {
         let n = self.inner.remove_expired(namespace, now).await?;
-        let namespaces = match namespace {
-            Some(ns) => vec![ns.to_owned()],
-            None => self.inner.namespaces().await?,
-        };
-        for ns in namespaces {
-            // Expired entries on disk stay: a lookup never serves one, and
-            // drops it when it finds it.
-            self.forget_where(&ns, |_, r| r.is_some_and(|r| r.is_expired(now)), |_| Ok(()))?;
-        }
+        // An expired record is never served (`fresh`), so this only frees
+        // memory: no stripe changes. Expired entries on disk stay; a lookup
+        // drops one when it finds it.
+        self.mem.retain(|k, v| {
+            let in_scope = namespace.is_none_or(|ns| split(k).is_some_and(|(n, _)| n == ns));
+            !(in_scope && v.record.as_ref().is_some_and(|r| r.is_expired(now)))
+        });
+        bump(&self.counters.invalidations);
         Ok(n)
     }
 
     async fn delete_keys(&self, namespace: &str, keys: &[String], now: Timestamp) -> Result<u64> {
-        let forget_all = || {
+        let pending = Unsettled::new(|| {
             keys.iter()
                 .map(|key| self.forget(namespace, key))
                 .fold(Ok(()), Result::and)
-        };
-        let pending = Unsettled::new(|| {
-            let _ = forget_all();
         });
         let result = self.inner.delete_keys(namespace, keys, now).await;
-        pending.disarm();
         // Whatever happened (a failure may come after some deletes), the
         // keys may have gone.
-        forget_all()?;
+        pending.run_now()?;
         result
     }
 
     async fn delete_range(&self, namespace: &str, range: &KeyRange, now: Timestamp) -> Result<u64> {
-        let pending = Unsettled::new(|| {
-            let _ = self.forget_range(namespace, range);
-        });
+        let pending = Unsettled::new(|| self.forget_range(namespace, range));
         let result = self.inner.delete_range(namespace, range, now).await;
-        pending.disarm();
         // Whatever happened (a failure may come after some deletes), keys in
         // the range may have gone.
-        self.forget_range(namespace, range)?;
+        pending.run_now()?;
         result
     }
 
@@ -827,8 +828,7 @@ impl Backend for CacheLayer {
     ) -> Result<i64> {
         let mut pending = self.until_settled(namespace, key);
         let n = pending.answer(self.inner.increment(namespace, key, delta, now).await)?;
-        self.forget(namespace, key)?;
-        pending.disarm();
+        pending.run_now()?;
         Ok(n)
     }
 
@@ -845,18 +845,20 @@ impl Backend for CacheLayer {
             .inner
             .append_in_place(namespace, key, piece, max_size, now)
             .await;
-        pending.disarm();
         match appended {
-            Ok(None) => Ok(None),
+            Ok(None) => {
+                pending.disarm();
+                Ok(None)
+            }
             Ok(Some(len)) => {
-                self.forget(namespace, key)?;
+                pending.run_now()?;
                 Ok(Some(len))
             }
             // Only the backend fails here (a rule that refuses the append
             // answers `None`), and it may have applied the append before
             // the error reached us: drop the cached copy, keep the error.
             Err(e) => {
-                let _ = self.forget(namespace, key);
+                let _ = pending.run_now();
                 Err(e)
             }
         }

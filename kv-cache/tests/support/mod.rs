@@ -204,24 +204,30 @@ impl Backend for Scripted {
             .await
     }
 
-    /// Appends strings in place (the memory backend has no such path).
+    /// Appends strings in place (the memory backend has no such path),
+    /// under the trait's rules: a live record, within `max_size`.
     async fn append_in_place(
         &self,
         namespace: &str,
         key: &str,
         piece: &Value,
-        _max_size: usize,
+        max_size: usize,
         now: Timestamp,
     ) -> Result<Option<u64>> {
         self.changing(async {
-            let Some(mut record) = self.inner.read(namespace, key).await? else {
+            let live = self.inner.read(namespace, key).await?;
+            let Some(mut record) = live.filter(|r| !r.is_expired(now)) else {
                 return Ok(None);
             };
             let (Value::String(mut s), Value::String(p)) = (record.decode_value()?, piece) else {
                 return Ok(None);
             };
             s.push_str(p);
-            record.set_value(&Value::String(s));
+            let value = Value::String(s);
+            if value.encode().len() > max_size {
+                return Ok(None);
+            }
+            record.set_value(&value);
             record.meta.version += 1;
             record.meta.updated_at = now;
             let len = record.meta.size;
