@@ -102,14 +102,10 @@ pub(crate) fn compact(inner: &Inner) -> Result<()> {
     }
 
     // 3. Everything copied is durable in the WAL too; then the snapshot.
-    // `sync_now` fails once the engine is closed or poisoned, and the state
-    // is checked again before each step that makes the snapshot count: a
-    // snapshot copied from an index that stopped matching the log (emptied
-    // by a close, or holding writes a failed fsync lost) must never be
-    // named. `close` waits for this function, so this is a second line.
+    // `sync_now` fails once the engine is poisoned (`close` waits for this
+    // function, so it cannot be closed meanwhile).
     inner.sync_now()?;
     let (_, bytes) = writer.finish()?;
-    inner.check_writable()?;
     let path = dir.join(&name);
     storage
         .rename(&tmp, &path)
@@ -118,7 +114,10 @@ pub(crate) fn compact(inner: &Inner) -> Result<()> {
         .sync_dir(dir)
         .map_err(|e| Error::io(format!("syncing directory {}", dir.display()), e))?;
 
-    // 4. The new MANIFEST.
+    // 4. The new MANIFEST, which makes the snapshot count: not if a
+    // writer's failed fsync poisoned the engine since step 3, because the
+    // index copied may hold writes that fsync lost. (A snapshot renamed
+    // but never named is removed at the next open.)
     inner.check_writable()?;
     let manifest = Manifest {
         snapshot: Some(name),

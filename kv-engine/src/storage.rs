@@ -273,30 +273,30 @@ struct FaultyFile {
     storage: FaultyStorage,
 }
 
+impl FaultyFile {
+    /// One write, `write` doing it on the file beneath: counted, and when
+    /// it is the one to fail (or the storage already failed), half of it
+    /// is written first with `partial`, and the error returned.
+    fn write(&self, buf: &[u8], write: impl Fn(&[u8]) -> io::Result<()>) -> io::Result<()> {
+        let s = &self.storage.state;
+        let n = s.writes.fetch_add(1, Ordering::SeqCst) + 1;
+        if self.storage.fired() || s.fault == Some(Fault::Write(n)) {
+            s.fired.store(true, Ordering::SeqCst);
+            if s.partial && buf.len() > 1 {
+                write(&buf[..buf.len() / 2])?;
+            }
+            return Err(self.storage.error());
+        }
+        write(buf)
+    }
+}
+
 impl StorageFile for FaultyFile {
     fn write_all(&self, buf: &[u8]) -> io::Result<()> {
-        let s = &self.storage.state;
-        let n = s.writes.fetch_add(1, Ordering::SeqCst) + 1;
-        if self.storage.fired() || s.fault == Some(Fault::Write(n)) {
-            s.fired.store(true, Ordering::SeqCst);
-            if s.partial && buf.len() > 1 {
-                self.inner.write_all(&buf[..buf.len() / 2])?;
-            }
-            return Err(self.storage.error());
-        }
-        self.inner.write_all(buf)
+        self.write(buf, |b| self.inner.write_all(b))
     }
     fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-        let s = &self.storage.state;
-        let n = s.writes.fetch_add(1, Ordering::SeqCst) + 1;
-        if self.storage.fired() || s.fault == Some(Fault::Write(n)) {
-            s.fired.store(true, Ordering::SeqCst);
-            if s.partial && buf.len() > 1 {
-                self.inner.write_at(&buf[..buf.len() / 2], offset)?;
-            }
-            return Err(self.storage.error());
-        }
-        self.inner.write_at(buf, offset)
+        self.write(buf, |b| self.inner.write_at(b, offset))
     }
     fn sync_data(&self) -> io::Result<()> {
         self.storage.check_sync()?;

@@ -33,6 +33,7 @@ use std::time::Instant;
 use kv_engine::manifest::{Manifest, MANIFEST};
 use kv_engine::storage::RealStorage;
 use kv_engine::wal::format::SEGMENT_HEADER_LEN;
+use kv_engine::wal::segment_name;
 use kv_engine::{Db, Error, Options, SyncMode};
 
 type State = BTreeMap<Vec<u8>, Vec<u8>>;
@@ -387,10 +388,6 @@ fn a_missing_snapshot_or_manifest_is_an_error_not_an_empty_database() {
         Err(e) => println!("without the MANIFEST: {e}"),
     }
     assert!(path.join(&r.snapshot).is_file(), "the snapshot was kept");
-}
-
-fn segment_name(n: u64) -> String {
-    format!("wal-{n:020}.log")
 }
 
 #[test]

@@ -27,13 +27,12 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use kv_engine::wal::format::{segment_header, SEGMENT_HEADER_LEN};
+use kv_engine::wal::{segment_name, PREALLOC_STEP};
 use kv_engine::{Db, Options, SyncMode};
 
-const HEADER_LEN: usize = 20;
+const HEADER_LEN: usize = SEGMENT_HEADER_LEN;
 const REOPENS: usize = 10;
-/// The length a new segment is preallocated to (the writer's
-/// `PREALLOC_STEP`, below the default segment size).
-const PREALLOC: u64 = 4 << 20;
 
 type State = BTreeMap<Vec<u8>, Vec<u8>>;
 
@@ -439,11 +438,8 @@ fn a_newest_segment_with_a_torn_header_is_dropped_for_good() {
     let r = reference(0x6a09_e667_f3bc_c908, 40, Last::Set);
     let n = r.n();
     let number: u64 = r.segment[4..24].parse().unwrap();
-    let next = format!("wal-{:020}.log", number + 1);
-    let mut header = b"MINIKVWL".to_vec();
-    header.extend_from_slice(&1u32.to_le_bytes());
-    header.extend_from_slice(&(number + 1).to_le_bytes());
-    assert_eq!(header.len(), HEADER_LEN);
+    let next = segment_name(number + 1);
+    let header = segment_header(number + 1);
     let mut failures = Vec::new();
     for (len, preallocated) in (0..=HEADER_LEN).flat_map(|len| [(len, false), (len, true)]) {
         let (dir, _) = r.copy_with(&r.bytes);
@@ -455,7 +451,7 @@ fn a_newest_segment_with_a_torn_header_is_dropped_for_good() {
                 .write(true)
                 .open(&path)
                 .unwrap()
-                .set_len(PREALLOC)
+                .set_len(PREALLOC_STEP)
                 .unwrap();
         }
         let shape = if preallocated {

@@ -402,10 +402,7 @@ impl Inner {
     /// Writes what is buffered, cuts the active segment's preallocated tail
     /// and fsyncs (at close, which holds the writer lock across this and
     /// marking the engine closed, so no write slips in between).
-    pub(crate) fn finish_wal(&self, writer: &mut Option<WalWriter>) -> Result<()> {
-        let Some(wal) = writer.as_mut() else {
-            return Ok(());
-        };
+    pub(crate) fn finish_wal(&self, wal: &mut WalWriter) -> Result<()> {
         match wal.finish() {
             Ok(_) => {
                 Counters::add(&self.counters.fsyncs, 1);

@@ -713,8 +713,11 @@ fn close(inner: &Inner, workers: &Mutex<Option<Workers>>) -> Result<()> {
         let result = match inner.state.load(Ordering::Acquire) {
             // Another clone closed it while this one waited.
             CLOSED => return Ok(()),
-            OPEN if !inner.opts.read_only => inner.finish_wal(&mut writer),
-            OPEN => Ok(()),
+            OPEN => match writer.as_mut() {
+                Some(wal) => inner.finish_wal(wal),
+                // Read-only: nothing to finish.
+                None => Ok(()),
+            },
             // Everything is released all the same; the caller learns that
             // the last writes may not be on disk.
             _ => Err(inner.poisoned()),

@@ -4,3 +4,5 @@
 pub mod format;
 pub mod reader;
 pub(crate) mod writer;
+
+pub use writer::{segment_name, PREALLOC_STEP};

@@ -26,9 +26,7 @@
 use std::borrow::Cow;
 use std::path::Path;
 
-use super::format::{
-    self, Frame, Kind, Record, SEGMENT_HEADER_LEN, SEGMENT_MAGIC, SEGMENT_VERSION,
-};
+use super::format::{self, Frame, Kind, Record, SEGMENT_HEADER_LEN};
 use crate::error::{Error, Result};
 use crate::storage::StorageFile;
 
@@ -245,31 +243,11 @@ fn frame_len_hint(buf: &[u8]) -> usize {
     }
 }
 
-/// Whether the newest segment, `number`, in `w` (first window loaded) is
-/// one whose creation was torn: its header region holds a prefix of the
-/// header it should have (the empty prefix included) and zeros after it,
-/// and the rest of the file is zeros. The writer writes the header, extends
-/// the file with zeros and syncs both before it writes any record, so a
-/// power loss during that leaves a file shorter than the header, or one of
-/// the preallocated length with the header missing or cut short.
-///
-/// `Ok(false)` when the header region is anything else (the caller checks
-/// the header); corruption when such a header is followed by data, which a
-/// torn creation cannot leave.
-fn torn_creation(path: &Path, number: u64, w: &mut Window<'_>) -> Result<bool> {
-    let expected = format::segment_header(number);
-    let region = &w.bytes[..w.bytes.len().min(SEGMENT_HEADER_LEN)];
-    let prefix = region
-        .iter()
-        .zip(&expected)
-        .take_while(|(a, b)| a == b)
-        .count();
-    if prefix == SEGMENT_HEADER_LEN || region[prefix..].iter().any(|&b| b != 0) {
-        return Ok(false);
-    }
-    // The rest of the file must be zeros too; read it a window at a time
-    // (it is the preallocated length at most, unless damaged).
-    let mut from = region.len();
+/// Checks that the file in `w` (first window loaded) holds only zeros from
+/// window offset `from` on, reading it a window at a time (a torn
+/// creation's file is the preallocated length at most, unless damaged);
+/// corruption at the first other byte.
+fn zeros_from(path: &Path, w: &mut Window<'_>, mut from: usize) -> Result<()> {
     loop {
         if let Some(i) = w.bytes[from..].iter().position(|&b| b != 0) {
             return Err(Error::corruption(
@@ -279,7 +257,7 @@ fn torn_creation(path: &Path, number: u64, w: &mut Window<'_>) -> Result<bool> {
             ));
         }
         if !w.more() {
-            return Ok(true);
+            return Ok(());
         }
         let end = w.end();
         from = w.discard_before(end, w.bytes.len());
@@ -296,30 +274,40 @@ fn replay_window(
     mut apply: impl FnMut(&[Change<'_>]),
 ) -> Result<Replayed> {
     let corrupt = |offset: u64, reason: &str| Error::corruption(path, offset, reason);
-    if last && torn_creation(path, number, w)? {
-        // Created, but its header never reached the disk whole: it holds
-        // nothing, a torn tail of length zero.
-        return Ok(Replayed {
-            valid_len: 0,
-            torn: true,
-            records: 0,
+    let expected = format::segment_header(number);
+    let head = &w.bytes[..w.bytes.len().min(SEGMENT_HEADER_LEN)];
+    let matched = head
+        .iter()
+        .zip(&expected)
+        .take_while(|(a, b)| a == b)
+        .count();
+    if matched < SEGMENT_HEADER_LEN {
+        // A torn creation: the newest segment's header region holds a
+        // prefix of its header (the empty one included) and zeros after
+        // it, and so does the rest of the file. The writer writes the
+        // header, extends the file with zeros and syncs both before any
+        // record, so a power loss during that leaves a file shorter than
+        // the header, or one of the preallocated length with the header
+        // missing or cut short. It holds nothing: a torn tail of length
+        // zero.
+        if last && head[matched..].iter().all(|&b| b == 0) {
+            let from = head.len();
+            zeros_from(path, w, from)?;
+            return Ok(Replayed {
+                valid_len: 0,
+                torn: true,
+                records: 0,
+            });
+        }
+        return Err(if head.len() < SEGMENT_HEADER_LEN {
+            corrupt(0, "segment shorter than its header")
+        } else if matched < 8 {
+            corrupt(0, "not a WAL segment (bad magic)")
+        } else if matched < 12 {
+            corrupt(8, "unknown WAL format version")
+        } else {
+            corrupt(12, "segment number does not match the file name")
         });
-    }
-    let bytes = &w.bytes[..];
-    if bytes.len() < SEGMENT_HEADER_LEN {
-        return Err(corrupt(0, "segment shorter than its header"));
-    }
-    if &bytes[..8] != SEGMENT_MAGIC {
-        return Err(corrupt(0, "not a WAL segment (bad magic)"));
-    }
-    let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
-    if version != SEGMENT_VERSION {
-        return Err(corrupt(8, "unknown WAL format version"));
-    }
-    let mut n = [0u8; 8];
-    n.copy_from_slice(&bytes[12..20]);
-    if u64::from_le_bytes(n) != number {
-        return Err(corrupt(12, "segment number does not match the file name"));
     }
 
     // `at` indexes the window; file offsets are `w.base + at`.
