@@ -23,7 +23,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use kv_core::backend::{
     Backend, BackendStats, BatchOp, BatchOutcome, BatchPlan, Capabilities, CasMechanism,
-    DeleteOutcome, KeyInfo, KeyRange, PlannedOutcome, Precondition, WriteOutcome,
+    Cooperation, DeleteOutcome, KeyInfo, KeyRange, PlannedOutcome, Precondition, WriteOutcome,
 };
 use kv_core::record::StoredValue;
 use kv_core::{Error, Record, Result, Timestamp};
@@ -185,6 +185,7 @@ impl SqliteStore {
         J: FnOnce(&mut Connection, &Sql) -> Result<T> + Send + 'static,
     {
         let sql = &*self.inner.sql;
+        self.inner.pool.cooperate(Role::Read).await;
         if let Ok(done) = self.inner.pool.read_in_place(|c| here(c, sql)) {
             return done;
         }
@@ -459,6 +460,9 @@ impl Backend for SqliteStore {
         c.persistent = !self.inner.options.is_memory();
         c.multi_process = !self.inner.options.is_memory();
         c.cas = CasMechanism::Transaction;
+        // Calls block inside `block_in_place` (see `pool`), or wait for a
+        // connection's thread, which yields.
+        c.cooperation = Cooperation::InPlace;
         c
     }
 

@@ -32,8 +32,8 @@ use quick_cache::sync::Cache;
 use quick_cache::{Lifecycle, Weighter};
 
 use kv_core::backend::{
-    Backend, BackendStats, BatchOp, BatchOutcome, BatchPlan, Capabilities, DeleteOutcome, KeyInfo,
-    KeyRange, PlannedOutcome, Precondition, WriteOutcome,
+    Backend, BackendStats, BatchOp, BatchOutcome, BatchPlan, Capabilities, Cooperation,
+    DeleteOutcome, KeyInfo, KeyRange, PlannedOutcome, Precondition, WriteOutcome,
 };
 use kv_core::metadata::MetadataFilter;
 use kv_core::record::StoredValue;
@@ -558,7 +558,10 @@ impl Backend for CacheLayer {
     }
 
     fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
+        let mut c = self.inner.capabilities();
+        // Hits are answered on the worker thread, without blocking in place.
+        c.cooperation = Cooperation::Budget;
+        c
     }
 
     async fn read(&self, namespace: &str, key: &str) -> Result<Option<Record>> {

@@ -270,6 +270,8 @@ pub struct Capabilities {
     /// the store's own limit (object stores cap object names). The store
     /// refuses longer keys with `Error::InvalidKey` before any I/O.
     pub max_key_len: Option<usize>,
+    /// How the store yields to the async runtime between calls.
+    pub cooperation: Cooperation,
 }
 
 impl Capabilities {
@@ -278,6 +280,34 @@ impl Capabilities {
         Capabilities::default()
     }
 }
+
+/// How a store yields to the async runtime between calls to its backend,
+/// so that a task looping over calls that never wait (an in-memory backend,
+/// or blocking calls run in place) neither starves the other tasks of its
+/// worker thread nor escapes a `tokio::time::timeout` around it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Cooperation {
+    /// Each operation spends one unit of the task's Tokio budget, and the
+    /// task yields when the budget is used up (every 128 operations), as
+    /// Tokio's own resources do. Right for calls that run on the worker
+    /// thread (memory, the engine, caches).
+    #[default]
+    Budget,
+    /// The backend's calls block inside [`tokio::task::block_in_place`],
+    /// which hands the worker thread's other tasks to another thread for
+    /// the call, so a call starves no one. A yield then only keeps the
+    /// task cancellable, and it is dear: a task that has blocked in place
+    /// runs on a thread without a worker, so yielding moves it back to a
+    /// worker thread (a thread wake-up). The store yields once a task has
+    /// run [`IN_PLACE_YIELD_INTERVAL`] without yielding at one of the
+    /// store's yield points.
+    InPlace,
+}
+
+/// How long a task may run store operations on a [`Cooperation::InPlace`]
+/// backend before the store makes it yield.
+pub const IN_PLACE_YIELD_INTERVAL: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// How a backend makes conditional writes atomic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -56,8 +56,8 @@ pub mod value;
 
 pub use api::{KVStore, KVStoreExt};
 pub use backend::{
-    Backend, BackendStats, BatchOp, BatchOutcome, Capabilities, CasMechanism, DeleteOutcome,
-    KeyInfo, KeyRange, Precondition, WriteOutcome,
+    Backend, BackendStats, BatchOp, BatchOutcome, Capabilities, CasMechanism, Cooperation,
+    DeleteOutcome, KeyInfo, KeyRange, Precondition, WriteOutcome,
 };
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use error::{BoxError, Error, KeyRule, Result};

@@ -8,8 +8,8 @@ use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
 use crate::backend::{
-    Backend, BatchOp, BatchOutcome, BatchPlan, DeleteOutcome, KeyRange, PlannedOutcome,
-    Precondition, WriteOutcome,
+    Backend, BatchOp, BatchOutcome, BatchPlan, Cooperation, DeleteOutcome, KeyRange,
+    PlannedOutcome, Precondition, WriteOutcome, IN_PLACE_YIELD_INTERVAL,
 };
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
@@ -30,6 +30,52 @@ pub const MAX_ATTEMPTS: u32 = 2000;
 /// can still be cancelled by a timeout.
 pub async fn page_break() {
     tokio::task::coop::consume_budget().await;
+}
+
+/// The yield point of one store operation on a backend that cooperates
+/// as `how` says (see [`Cooperation`]).
+pub async fn cooperate(how: Cooperation) {
+    match how {
+        Cooperation::Budget => page_break().await,
+        Cooperation::InPlace => match in_place_stretch_over(std::time::Instant::now()) {
+            Some(true) => tokio::task::yield_now().await,
+            Some(false) => {}
+            // Not in a task (`block_on`'s own future): the budget, which
+            // `block_on` keeps too and which costs no thread change there.
+            None => page_break().await,
+        },
+    }
+}
+
+std::thread_local! {
+    /// The task that last passed a [`Cooperation::InPlace`] yield point on
+    /// this thread, and when it started running without yielding there.
+    static STRETCH: std::cell::Cell<Option<(tokio::task::Id, std::time::Instant)>> =
+        const { std::cell::Cell::new(None) };
+}
+
+/// Whether the current task has run [`IN_PLACE_YIELD_INTERVAL`] on this
+/// thread since it arrived or last yielded here, and so must yield now.
+///
+/// A task changes threads only by returning `Pending`, and every `Pending`
+/// lets the worker's other tasks run and a timeout fire: a task found
+/// here for the first time (another task's mark, or none) starts a new
+/// stretch. `None` outside a Tokio task.
+fn in_place_stretch_over(now: std::time::Instant) -> Option<bool> {
+    let task = tokio::task::try_id()?;
+    Some(STRETCH.with(|stretch| match stretch.get() {
+        Some((t, since)) if t == task => {
+            let over = now.saturating_duration_since(since) >= IN_PLACE_YIELD_INTERVAL;
+            if over {
+                stretch.set(None);
+            }
+            over
+        }
+        _ => {
+            stretch.set(Some((task, now)));
+            false
+        }
+    }))
 }
 
 /// Backoff between optimistic attempts: a few immediate yields, then
@@ -315,5 +361,49 @@ pub async fn increment<B: Backend + ?Sized>(
             WriteOutcome::Written => return Ok(new),
             WriteOutcome::PreconditionFailed => retry.backoff("increment", key).await?,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    fn outside_a_task_there_is_no_stretch() {
+        assert_eq!(in_place_stretch_over(Instant::now()), None);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_task_yields_once_it_has_run_the_interval_on_one_thread() {
+        tokio::spawn(async {
+            let t0 = Instant::now();
+            // First sight of this task on this thread: a new stretch.
+            assert_eq!(in_place_stretch_over(t0), Some(false));
+            let almost = t0 + IN_PLACE_YIELD_INTERVAL - Duration::from_micros(1);
+            assert_eq!(in_place_stretch_over(almost), Some(false));
+            assert_eq!(
+                in_place_stretch_over(t0 + IN_PLACE_YIELD_INTERVAL),
+                Some(true)
+            );
+            // Having yielded, it starts over wherever it runs next.
+            let t1 = t0 + 3 * IN_PLACE_YIELD_INTERVAL;
+            assert_eq!(in_place_stretch_over(t1), Some(false));
+            assert_eq!(in_place_stretch_over(t1), Some(false));
+        })
+        .await
+        .unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn another_task_on_the_thread_starts_its_own_stretch() {
+        let t0 = Instant::now();
+        let first = tokio::spawn(async move { in_place_stretch_over(t0) });
+        assert_eq!(first.await.unwrap(), Some(false));
+        // One worker: the second task runs on the thread the first marked,
+        // long after; it is not charged for the first one's time.
+        let later = t0 + 10 * IN_PLACE_YIELD_INTERVAL;
+        let second = tokio::spawn(async move { in_place_stretch_over(later) });
+        assert_eq!(second.await.unwrap(), Some(false));
     }
 }

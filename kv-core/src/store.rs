@@ -61,6 +61,8 @@ pub struct Store {
 
 struct Shared {
     backend: Arc<dyn Backend>,
+    /// The backend's [`Cooperation`](crate::backend::Cooperation).
+    cooperation: crate::backend::Cooperation,
     clock: Arc<dyn Clock>,
     rules: KeyRules,
     options: StoreOptions,
@@ -183,7 +185,9 @@ impl StoreBuilder {
             case_insensitive: o.case_insensitive,
         };
         let namespace: Arc<str> = rules.normalize_namespace(&o.namespace)?.into();
+        let cooperation = self.backend.capabilities().cooperation;
         let shared = Arc::new(Shared {
+            cooperation,
             backend: self.backend,
             clock: self.clock,
             rules,
@@ -309,6 +313,11 @@ impl Store {
         &*self.shared.backend
     }
 
+    /// The yield point of one operation (or one page of a walk).
+    async fn cooperate(&self) {
+        crate::ops::cooperate(self.shared.cooperation).await;
+    }
+
     fn now(&self) -> Timestamp {
         self.shared.clock.now()
     }
@@ -374,7 +383,7 @@ impl Store {
 
     /// Reads a live record: `None` for missing or expired. Verifies nothing.
     async fn read_live(&self, key: &str, now: Timestamp) -> Result<Option<Record>> {
-        crate::ops::page_break().await;
+        self.cooperate().await;
         let record = self.backend_ref().read(&self.namespace, key).await?;
         let live = record.filter(|r| !r.is_expired(now));
         if live.is_some() {
@@ -422,7 +431,7 @@ impl Store {
     ) -> Result<T> {
         let mut retry = Retry::new();
         loop {
-            crate::ops::page_break().await;
+            self.cooperate().await;
             let now = self.now();
             let backend = self.backend_ref();
             let physical = match start {
@@ -609,7 +618,7 @@ impl Store {
         first_page: usize,
         mut visit: impl FnMut(Record, usize) -> Result<bool> + Send,
     ) -> Result<()> {
-        crate::ops::page_break().await;
+        self.cooperate().await;
         if let Some(keys) = pattern.exact_keys() {
             let now = self.now();
             let keys: Vec<String> = keys
@@ -655,7 +664,7 @@ impl Store {
             if !full {
                 return Ok(());
             }
-            crate::ops::page_break().await;
+            self.cooperate().await;
         }
     }
 
@@ -665,7 +674,7 @@ impl Store {
         pattern: &Pattern,
         mut visit: impl FnMut(String, usize) + Send,
     ) -> Result<()> {
-        crate::ops::page_break().await;
+        self.cooperate().await;
         if pattern.exact_keys().is_some() {
             return self
                 .walk_records(pattern, None, |r, most| {
@@ -698,7 +707,7 @@ impl Store {
             if !full {
                 return Ok(());
             }
-            crate::ops::page_break().await;
+            self.cooperate().await;
         }
     }
 
@@ -1142,7 +1151,7 @@ impl KVStore for Store {
                 None => Ok(None),
             };
         }
-        crate::ops::page_break().await;
+        self.cooperate().await;
         let stored = self.backend_ref().read_value(&self.namespace, &key).await?;
         match stored.filter(|s| !s.is_expired(now)) {
             Some(s) => {
@@ -1473,7 +1482,7 @@ impl KVStore for Store {
             if !full {
                 return Ok(out);
             }
-            crate::ops::page_break().await;
+            self.cooperate().await;
         }
     }
 
@@ -1633,7 +1642,7 @@ impl KVStore for Store {
                     break;
                 }
                 cursor = page.last().map(|k| k.key.clone());
-                crate::ops::page_break().await;
+                self.cooperate().await;
             }
         }
         Ok(out)

@@ -19,6 +19,7 @@ pub(super) fn cases() -> Vec<Case> {
         case!(admin_closed_store_refuses_operations),
         case!(admin_track_access_records_reads),
         case!(admin_two_stores_on_one_backend_see_each_other),
+        case!(admin_a_loop_of_reads_yields_to_its_timeout),
     ]
 }
 
@@ -274,4 +275,49 @@ async fn admin_two_stores_on_one_backend_see_each_other(
     ensure_eq!(other.increment("shared", 1).await?, 2);
     ensure_eq!(h.store.get("shared").await?, Some(Value::Int(2)));
     Ok(())
+}
+
+/// A task that reads in a loop, with nothing else to wait for, still
+/// yields to the runtime: a `tokio::time::timeout` around the loop fires.
+/// (A backend whose calls are always ready would otherwise spin forever.)
+async fn admin_a_loop_of_reads_yields_to_its_timeout(
+    f: &dyn BackendFactory,
+    _: &ConformanceOptions,
+) -> CaseResult {
+    use std::time::{Duration, Instant};
+    let h = Harness::new(f).await?;
+    h.store.set("k", 1.into()).await?;
+    let store = h.store.clone();
+    // Spawned: a store's yield points act on a task.
+    let looped = tokio::spawn(async move {
+        let start = Instant::now();
+        tokio::time::timeout(Duration::from_millis(20), async {
+            let mut reads = 0u64;
+            loop {
+                if store.get("k").await?.is_none() {
+                    return Err(crate::Error::backend(
+                        "conformance",
+                        false,
+                        "k went missing",
+                    ));
+                }
+                reads += 1;
+                // Bounded, so that a failure fails instead of hanging.
+                if start.elapsed() > Duration::from_secs(10) {
+                    return Ok(reads);
+                }
+            }
+        })
+        .await
+    });
+    match looped.await {
+        Ok(Err(_elapsed)) => Ok(()),
+        Ok(Ok(Ok(reads))) => Err(crate::testing::Failure(format!(
+            "{reads} reads ran for 10 s without the 20 ms timeout around them firing"
+        ))),
+        Ok(Ok(Err(e))) => Err(e.into()),
+        Err(e) => Err(crate::testing::Failure(format!(
+            "the reading task failed: {e}"
+        ))),
+    }
 }
