@@ -534,7 +534,7 @@ impl RowValues {
     pub(crate) fn of(record: &Record) -> Result<RowValues> {
         let m = &record.meta;
         Ok(RowValues {
-            namespace: record.namespace.clone(),
+            namespace: record.namespace.to_string(),
             key: record.key.clone(),
             value: record.value.clone(),
             value_type: m.value_type.name().into_owned(),
@@ -613,7 +613,7 @@ pub(crate) fn record_from_row(
         value_type,
     };
     Ok(Record {
-        namespace: namespace.to_owned(),
+        namespace: namespace.into(),
         key,
         value,
         meta,

@@ -214,7 +214,7 @@ fn read_record(conn: &Connection, sql: &Sql, ns: &str, key: &str) -> Result<Opti
     let mut stmt = conn.prepare_cached(&sql.read).map_err(sql_err)?;
     let mut rows = stmt.query([ns, key]).map_err(sql_err)?;
     match rows.next().map_err(sql_err)? {
-        Some(row) => record_from_row(ns, key.to_owned(), row, 0).map(Some),
+        Some(row) => record_from_row(&ns.into(), key.to_owned(), row, 0).map(Some),
         None => Ok(None),
     }
 }
@@ -244,9 +244,10 @@ fn read_many_records(
     let mut stmt = conn.prepare_cached(&sql.read_many).map_err(sql_err)?;
     let mut rows = stmt.query(rusqlite::params![ns, list]).map_err(sql_err)?;
     let mut found = HashMap::with_capacity(keys.len());
+    let namespace = ns.into();
     while let Some(row) = rows.next().map_err(sql_err)? {
         let key: String = row.get(0).map_err(sql_err)?;
-        let record = record_from_row(ns, key.clone(), row, 1)?;
+        let record = record_from_row(&namespace, key.clone(), row, 1)?;
         found.insert(key, record);
     }
     // Keys may repeat; each position gets its own copy.
@@ -270,13 +271,14 @@ fn scan_records(
     let mut rows = stmt.query(&params[..]).map_err(sql_err)?;
     // Room for a short scan without regrowing; long ones grow as usual.
     let mut out = Vec::with_capacity(limit.min(16));
+    let namespace = ns.into();
     // The statement's LIMIT may be larger (`Sql::scan`): stop at `limit`.
     while out.len() < limit {
         let Some(row) = rows.next().map_err(sql_err)? else {
             break;
         };
         let key: String = row.get(0).map_err(sql_err)?;
-        out.push(record_from_row(ns, key, row, 1)?);
+        out.push(record_from_row(&namespace, key, row, 1)?);
     }
     Ok(out)
 }
@@ -608,10 +610,11 @@ impl Backend for SqliteStore {
             let mut physical = Vec::with_capacity(keys.len());
             {
                 let mut stmt = tx.prepare_cached(&sql.read).map_err(sql_err)?;
+                let namespace = ns.as_str().into();
                 for key in &keys {
                     let mut rows = stmt.query([&ns, key]).map_err(sql_err)?;
                     physical.push(match rows.next().map_err(sql_err)? {
-                        Some(row) => Some(record_from_row(&ns, key.clone(), row, 0)?),
+                        Some(row) => Some(record_from_row(&namespace, key.clone(), row, 0)?),
                         None => None,
                     });
                 }

@@ -27,6 +27,7 @@
 
 use std::borrow::Cow;
 use std::ops::Bound;
+use std::sync::Arc;
 
 use rusqlite::{Connection, Row};
 
@@ -430,7 +431,7 @@ pub(crate) fn execute_record(
 
 /// A record from a row whose columns start at `first` in [`COLUMNS`] order.
 pub(crate) fn record_from_row(
-    namespace: &str,
+    namespace: &Arc<str>,
     key: String,
     row: &Row<'_>,
     first: usize,
@@ -470,7 +471,7 @@ pub(crate) fn record_from_row(
         value_type,
     };
     Ok(Record {
-        namespace: namespace.to_owned(),
+        namespace: Arc::clone(namespace),
         key,
         value,
         meta,

@@ -51,7 +51,7 @@ fn touched_by(ops: &[BatchOp]) -> Touched {
     ops.iter()
         .map(|op| match op {
             BatchOp::Put { record, .. } => (
-                record.namespace.clone(),
+                record.namespace.to_string(),
                 record.key.clone(),
                 Some(record.clone()),
             ),
@@ -626,7 +626,7 @@ impl Backend for CacheLayer {
 
     async fn write(&self, record: Record, precondition: Precondition) -> Result<WriteOutcome> {
         let (ns, key) = (record.namespace.clone(), record.key.clone());
-        let (ns, key) = (ns.as_str(), key.as_str());
+        let (ns, key) = (&*ns, key.as_str());
         let copy = record.clone();
         // Before the backend call: `ttl` counts from before the write.
         let now = self.now();

@@ -170,16 +170,16 @@ impl Backend for MemoryBackend {
     async fn write(&self, record: Record, precondition: Precondition) -> Result<WriteOutcome> {
         let mut data = self.write_lock()?;
         let current = data
-            .get(&record.namespace)
+            .get(&*record.namespace)
             .and_then(|s| s.version(&record.key));
         if !precondition.holds(current) {
             return Ok(WriteOutcome::PreconditionFailed);
         }
-        match data.get_mut(&record.namespace) {
+        match data.get_mut(&*record.namespace) {
             Some(space) => space.insert(record),
             None => {
                 let mut space = Space::default();
-                let namespace = record.namespace.clone();
+                let namespace = record.namespace.to_string();
                 space.insert(record);
                 data.insert(namespace, space);
             }
@@ -276,7 +276,7 @@ impl Backend for MemoryBackend {
         for op in ops {
             match op {
                 BatchOp::Put { record, .. } => {
-                    data.entry(record.namespace.clone())
+                    data.entry(record.namespace.to_string())
                         .or_default()
                         .insert(record);
                 }

@@ -7,6 +7,8 @@
 //! The namespace and key are not in the body; they are where the body is
 //! stored. Table backends may store the fields in columns instead.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Timestamp;
@@ -20,8 +22,9 @@ pub const RECORD_FORMAT_VERSION: u8 = 1;
 /// One stored key.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Record {
-    /// The namespace the key lives in.
-    pub namespace: String,
+    /// The namespace the key lives in (shared: the records of one scan
+    /// hold one allocation).
+    pub namespace: Arc<str>,
     /// The normalised key.
     pub key: String,
     /// The encoded value ([`Value::encode`]).
@@ -109,7 +112,7 @@ struct Body {
 impl Record {
     /// Builds a fresh record (version 1) for `value` written at `now`.
     pub fn new(
-        namespace: impl Into<String>,
+        namespace: impl Into<Arc<str>>,
         key: impl Into<String>,
         value: &Value,
         value_type: ValueType,
@@ -219,7 +222,7 @@ impl Record {
     /// Rebuilds a record from its value bytes and metadata written by
     /// [`encode_meta`](Self::encode_meta).
     pub fn from_parts(
-        namespace: impl Into<String>,
+        namespace: impl Into<Arc<str>>,
         key: impl Into<String>,
         value: Vec<u8>,
         meta: &[u8],
@@ -251,7 +254,7 @@ impl Record {
 
     /// Decodes a body written by [`encode_body`](Self::encode_body).
     pub fn decode_body(
-        namespace: impl Into<String>,
+        namespace: impl Into<Arc<str>>,
         key: impl Into<String>,
         body: &[u8],
     ) -> Result<Record> {

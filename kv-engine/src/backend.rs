@@ -21,6 +21,7 @@
 //! they run on Tokio's blocking pool; in the other modes they run inline.
 
 use std::ops::Bound;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use kv_core::backend::{
@@ -109,9 +110,14 @@ fn version_of(bytes: &[u8]) -> Option<u64> {
     Some(u64::from_le_bytes(v))
 }
 
-fn decode_record(namespace: &str, key: &str, bytes: &[u8], expires_at: u64) -> CoreResult<Record> {
+fn decode_record(
+    namespace: &Arc<str>,
+    key: &str,
+    bytes: &[u8],
+    expires_at: u64,
+) -> CoreResult<Record> {
     let p = parts(namespace, key, bytes)?;
-    let mut record = Record::from_parts(namespace, key, p.value.to_vec(), p.meta)?;
+    let mut record = Record::from_parts(Arc::clone(namespace), key, p.value.to_vec(), p.meta)?;
     // The engine's expiry is the record's; they are written together.
     record.meta.expires_at = from_expiry(expires_at);
     Ok(record)
@@ -204,7 +210,7 @@ impl Backend for EngineBackend {
     async fn read(&self, namespace: &str, key: &str) -> CoreResult<Option<Record>> {
         self.db
             .with_entry(&engine_key(namespace, key), |e| {
-                e.map(|e| decode_record(namespace, key, e.value, e.expires_at))
+                e.map(|e| decode_record(&namespace.into(), key, e.value, e.expires_at))
                     .transpose()
             })
             .map_err(kv_core::Error::from)?
@@ -295,9 +301,11 @@ impl Backend for EngineBackend {
         let prefix_len = namespace.len() + 1;
         let mut out = Vec::new();
         let mut error = None;
+        // One allocation for the namespace of every record.
+        let shared_ns: Arc<str> = namespace.into();
         self.db.for_each_in(start, Bound::Excluded(&end), |e| {
             let decoded = record_key(e.key, prefix_len)
-                .and_then(|k| decode_record(namespace, k, e.value, e.expires_at));
+                .and_then(|k| decode_record(&shared_ns, k, e.value, e.expires_at));
             match decoded {
                 Ok(r) => out.push(r),
                 Err(err) => {
@@ -468,7 +476,7 @@ impl Backend for EngineBackend {
         delta: i64,
         now: Timestamp,
     ) -> CoreResult<i64> {
-        let (ns, k) = (namespace.to_owned(), key.to_owned());
+        let (ns, k): (Arc<str>, String) = (namespace.into(), key.to_owned());
         let ekey = engine_key(namespace, key);
         let outcome = self
             .write(move |db| {
