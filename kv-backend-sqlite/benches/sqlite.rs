@@ -62,6 +62,13 @@
 //! ours, what the `Store` and the backend add on top of that. Its rounds
 //! run after the `get` rows, not alternated with them.
 //!
+//! Context row for the scan with two readers (no target): raw's own scans
+//! run by 16 Tokio tasks sharing 2 connections, each scan inside
+//! `block_in_place` on the first connection no one holds (waiting there
+//! for one when both are held), with a cooperative yield per call: the
+//! plainest way an async caller can share connections without blocking
+//! the executor. Its rounds run after the scan rows.
+//!
 //! Diagnostics (printed and in the JSON): the pool's round trip alone
 //! (`SqliteStore::with_connection` with a no-op job, one task) and the
 //! one-client `get` latencies. On a VM with idle vCPUs a cross-thread wake-up
@@ -738,6 +745,67 @@ fn run_raw_in_place(
     })
 }
 
+/// Raw's scans run as async callers sharing a few connections must run
+/// them: `tasks` Tokio tasks, each scan inside `block_in_place` on the
+/// first connection no one holds (waiting there for one when all are
+/// held), with a cooperative yield point per call. Against raw on plain
+/// threads with a connection each, this is what the rule "no blocking
+/// call on an executor thread" costs callers that outnumber the
+/// connections. Scans/s.
+fn run_raw_scans_in_place(
+    rt: &Runtime,
+    conns: Vec<Connection>,
+    sql: Arc<RawSql>,
+    sh: &Arc<Shared>,
+    tasks: usize,
+    dur: Duration,
+    seed: u64,
+) -> Res<f64> {
+    let conns: Arc<Vec<std::sync::Mutex<Connection>>> =
+        Arc::new(conns.into_iter().map(std::sync::Mutex::new).collect());
+    rt.block_on(async {
+        let start = Instant::now();
+        let deadline = start + dur;
+        let handles: Vec<_> = (0..tasks)
+            .map(|t| {
+                let (conns, sql, sh) = (Arc::clone(&conns), Arc::clone(&sql), Arc::clone(sh));
+                let mut rng = Rng::new(seed ^ (t as u64 + 1) << 32);
+                tokio::spawn(async move {
+                    let mut n = 0u64;
+                    loop {
+                        for _ in 0..CHUNK {
+                            let prefix = format!("users.{:06}.", rng.below(sh.users));
+                            let found = tokio::task::block_in_place(|| -> Res<usize> {
+                                let conn = conns
+                                    .iter()
+                                    .find_map(|c| c.try_lock().ok())
+                                    .map_or_else(|| conns[t % conns.len()].lock(), Ok)
+                                    .map_err(|_| "raw connection poisoned")?;
+                                Ok(raw_scan(&conn, &sql, DEFAULT_NAMESPACE, &prefix)?.len())
+                            })?;
+                            if black_box(found) != FIELDS.len() {
+                                return Err(BoxError::from(format!(
+                                    "raw in place: {prefix} missed"
+                                )));
+                            }
+                            tokio::task::coop::consume_budget().await;
+                        }
+                        n += CHUNK;
+                        if Instant::now() >= deadline {
+                            return Ok::<_, BoxError>(n);
+                        }
+                    }
+                })
+            })
+            .collect();
+        let mut total = 0;
+        for h in handles {
+            total += h.await??;
+        }
+        Ok(total as f64 / start.elapsed().as_secs_f64())
+    })
+}
+
 /// Ours `set_many` of `batch` random keys until `dur` has passed; keys/s.
 fn run_ours_set(
     rt: &Runtime,
@@ -1167,6 +1235,39 @@ fn main() -> Res<()> {
                 raw_does: "raw's get inside tokio::task::block_in_place on 1 Tokio task \
                            (rounds after the get rows, not alternated)"
                     .into(),
+                ours,
+                raw: rates,
+                target: false,
+                min_ops: None,
+            });
+        }
+        if tag == "scanN" {
+            let in_place_sql = Arc::new(RawSql::new(DEFAULT_TABLE, kv_core::ops::SCAN_PAGE));
+            let rates = (0..cfg.rounds)
+                .map(|i| {
+                    let conns = (0..cfg.readers)
+                        .map(|_| raw_reader(&path))
+                        .collect::<Res<Vec<_>>>()?;
+                    run_raw_scans_in_place(
+                        &rt,
+                        conns,
+                        Arc::clone(&in_place_sql),
+                        &sh,
+                        cfg.tasks,
+                        cfg.round,
+                        SEED ^ (0x5ca1 + i as u64),
+                    )
+                })
+                .collect::<Res<Vec<f64>>>()?;
+            let ours = rows[rows.len() - 1].ours.clone();
+            rows.push(Row {
+                workload: "context: scan, raw as async callers run it".into(),
+                parallelism: parallelism.clone(),
+                raw_does: format!(
+                    "raw's scan inside tokio::task::block_in_place on {} Tokio tasks sharing \
+                     {} connections (rounds after the scan rows, not alternated)",
+                    cfg.tasks, cfg.readers
+                ),
                 ours,
                 raw: rates,
                 target: false,
