@@ -298,10 +298,10 @@ pub enum Cooperation {
     /// which hands the worker thread's other tasks to another thread for
     /// the call, so a call starves no one. A yield then only keeps the
     /// task cancellable, and it is dear: a task that has blocked in place
-    /// runs on a thread without a worker, so yielding moves it back to a
-    /// worker thread (a thread wake-up). The store yields once a task has
-    /// run [`IN_PLACE_YIELD_INTERVAL`] without yielding at one of the
-    /// store's yield points.
+    /// may go on running on a thread that no longer holds a worker, and
+    /// yielding there moves it back to a worker thread (a thread wake-up).
+    /// The store yields once a task has run [`IN_PLACE_YIELD_INTERVAL`] on
+    /// one thread without yielding at one of the store's yield points.
     InPlace,
 }
 
