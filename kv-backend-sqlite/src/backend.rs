@@ -189,7 +189,13 @@ impl SqliteStore {
         if let Ok(done) = self.inner.pool.read_in_place(|c| here(c, sql)) {
             return done;
         }
-        self.read_job(queued()).await
+        // Straight to the queue: this call has had its yield point.
+        let job = queued();
+        let sql = Arc::clone(&self.inner.sql);
+        self.inner
+            .pool
+            .queue(Role::Read, move |c| job(c, &sql))
+            .await
     }
 
     async fn read_job<T: Send + 'static>(

@@ -127,10 +127,19 @@ impl Pool {
             Role::Read => self.read_in_place(f),
             Role::Write => self.write_in_place(f),
         };
-        let f = match f {
-            Ok(done) => return done,
-            Err(f) => f,
-        };
+        match f {
+            Ok(done) => done,
+            Err(f) => self.queue(role, f).await,
+        }
+    }
+
+    /// Queues `f` for a connection's thread of `role`'s kind and awaits its
+    /// result (no yield point of its own: see [`Pool::cooperate`]).
+    pub(crate) async fn queue<T: Send + 'static>(
+        &self,
+        role: Role,
+        f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move |conn| {
             let _ = tx.send(f(conn));
@@ -162,9 +171,11 @@ impl Pool {
     ///
     /// The store yields rarely between calls to this backend
     /// (`Cooperation::InPlace`), which saves the 1-task caller a thread
-    /// change every 128 calls. Callers that wait for busy connections are
-    /// better served by Tokio's budget: a task that keeps a connection for
-    /// long stretches makes the waiting threads wake for nothing.
+    /// change every 128 calls. While callers wait for busy connections,
+    /// each call spends Tokio's budget as well (a yield every 128 calls):
+    /// a task that takes a connection again and again for 1 ms makes the
+    /// threads waiting for it wake for nothing, and measured worse (see
+    /// docs/performance.md).
     pub(crate) async fn cooperate(&self, role: Role) {
         let conns = match role {
             Role::Read => &self.reader_conns,

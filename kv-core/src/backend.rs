@@ -295,13 +295,17 @@ pub enum Cooperation {
     #[default]
     Budget,
     /// The backend's calls block inside [`tokio::task::block_in_place`],
-    /// which hands the worker thread's other tasks to another thread for
-    /// the call, so a call starves no one. A yield then only keeps the
-    /// task cancellable, and it is dear: a task that has blocked in place
+    /// which offers the worker thread's other tasks to another thread for
+    /// the call. A yield is dear there: a task that has blocked in place
     /// may go on running on a thread that no longer holds a worker, and
     /// yielding there moves it back to a worker thread (a thread wake-up).
     /// The store yields once a task has run [`IN_PLACE_YIELD_INTERVAL`] on
-    /// one thread without yielding at one of the store's yield points.
+    /// one thread without yielding at one of the store's yield points, so
+    /// a timeout around a loop of calls fires within about that, and the
+    /// tasks queued behind it on its worker wait about as long at most
+    /// (when a short call ends before another thread took the worker over,
+    /// the calling thread takes it back), unless another worker steals
+    /// them.
     InPlace,
 }
 

@@ -37,44 +37,76 @@ pub async fn page_break() {
 pub async fn cooperate(how: Cooperation) {
     match how {
         Cooperation::Budget => page_break().await,
-        Cooperation::InPlace => match in_place_stretch_over(std::time::Instant::now()) {
-            Some(true) => tokio::task::yield_now().await,
-            Some(false) => {}
+        Cooperation::InPlace => match in_place_stretch(std::time::Instant::now()) {
+            Some(Stretch::Goes) => {}
+            Some(Stretch::Over) => tokio::task::yield_now().await,
             // Not in a task (`block_on`'s own future): the budget, which
             // `block_on` keeps too and which costs no thread change there.
-            None => page_break().await,
+            // After a gap: see `Stretch::Starts`.
+            None | Some(Stretch::Starts) => page_break().await,
         },
     }
 }
 
-std::thread_local! {
-    /// The task that last passed a [`Cooperation::InPlace`] yield point on
-    /// this thread, and when it started running without yielding there.
-    static STRETCH: std::cell::Cell<Option<(tokio::task::Id, std::time::Instant)>> =
-        const { std::cell::Cell::new(None) };
+/// What an [`Cooperation::InPlace`] yield point finds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stretch {
+    /// The task starts a new stretch on this thread.
+    Starts,
+    /// The task's stretch goes on, shorter than the interval.
+    Goes,
+    /// The task has run the interval: it must yield.
+    Over,
 }
 
-/// Whether the current task has run [`IN_PLACE_YIELD_INTERVAL`] on this
-/// thread since it arrived or last yielded here, and so must yield now.
+/// The task that last passed an [`Cooperation::InPlace`] yield point on a
+/// thread, when it started running there without yielding, and when it
+/// last passed one.
+#[derive(Debug, Clone, Copy)]
+struct Mark {
+    task: tokio::task::Id,
+    since: std::time::Instant,
+    seen: std::time::Instant,
+}
+
+std::thread_local! {
+    static STRETCH: std::cell::Cell<Option<Mark>> = const { std::cell::Cell::new(None) };
+}
+
+/// Where the current task stands in its stretch on this thread; `None`
+/// outside a Tokio task.
 ///
 /// A task changes threads only by returning `Pending`, and every `Pending`
-/// lets the worker's other tasks run and a timeout fire: a task found
-/// here for the first time (another task's mark, or none) starts a new
-/// stretch. `None` outside a Tokio task.
-fn in_place_stretch_over(now: std::time::Instant) -> Option<bool> {
+/// lets the worker's other tasks run and a timeout fire, so a task found
+/// with another task's mark, or none, starts a new stretch. So does one
+/// whose last yield point here is more than [`IN_PLACE_YIELD_INTERVAL`]
+/// ago: it has most likely waited for something else since (a request, a
+/// channel), and charging it for that time would make it yield at once.
+/// It might instead have computed that long between two calls without
+/// waiting, so a stretch that starts after a gap spends one unit of the
+/// budget (`Starts`): such a loop still yields every 128 calls.
+fn in_place_stretch(now: std::time::Instant) -> Option<Stretch> {
     let task = tokio::task::try_id()?;
-    Some(STRETCH.with(|stretch| match stretch.get() {
-        Some((t, since)) if t == task => {
-            let over = now.saturating_duration_since(since) >= IN_PLACE_YIELD_INTERVAL;
-            if over {
-                stretch.set(None);
+    Some(STRETCH.with(|stretch| {
+        let (since, outcome) = match stretch.get() {
+            Some(m) if m.task == task => {
+                if now.saturating_duration_since(m.seen) > IN_PLACE_YIELD_INTERVAL {
+                    (now, Stretch::Starts)
+                } else if now.saturating_duration_since(m.since) >= IN_PLACE_YIELD_INTERVAL {
+                    stretch.set(None);
+                    return Stretch::Over;
+                } else {
+                    (m.since, Stretch::Goes)
+                }
             }
-            over
-        }
-        _ => {
-            stretch.set(Some((task, now)));
-            false
-        }
+            _ => (now, Stretch::Goes),
+        };
+        stretch.set(Some(Mark {
+            task,
+            since,
+            seen: now,
+        }));
+        outcome
     }))
 }
 
@@ -369,9 +401,11 @@ mod tests {
     use super::*;
     use std::time::Instant;
 
+    const STEP: Duration = Duration::from_micros(100);
+
     #[test]
     fn outside_a_task_there_is_no_stretch() {
-        assert_eq!(in_place_stretch_over(Instant::now()), None);
+        assert_eq!(in_place_stretch(Instant::now()), None);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -379,17 +413,40 @@ mod tests {
         tokio::spawn(async {
             let t0 = Instant::now();
             // First sight of this task on this thread: a new stretch.
-            assert_eq!(in_place_stretch_over(t0), Some(false));
-            let almost = t0 + IN_PLACE_YIELD_INTERVAL - Duration::from_micros(1);
-            assert_eq!(in_place_stretch_over(almost), Some(false));
+            assert_eq!(in_place_stretch(t0), Some(Stretch::Goes));
+            // Calls close together, up to the interval.
+            let mut t = t0;
+            while t + STEP < t0 + IN_PLACE_YIELD_INTERVAL {
+                t += STEP;
+                assert_eq!(in_place_stretch(t), Some(Stretch::Goes));
+            }
             assert_eq!(
-                in_place_stretch_over(t0 + IN_PLACE_YIELD_INTERVAL),
-                Some(true)
+                in_place_stretch(t0 + IN_PLACE_YIELD_INTERVAL),
+                Some(Stretch::Over)
             );
             // Having yielded, it starts over wherever it runs next.
+            let t1 = t0 + IN_PLACE_YIELD_INTERVAL + STEP;
+            assert_eq!(in_place_stretch(t1), Some(Stretch::Goes));
+            assert_eq!(in_place_stretch(t1 + STEP), Some(Stretch::Goes));
+        })
+        .await
+        .unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_gap_starts_a_new_stretch_that_spends_the_budget() {
+        tokio::spawn(async {
+            let t0 = Instant::now();
+            assert_eq!(in_place_stretch(t0), Some(Stretch::Goes));
+            // Back after waiting elsewhere for longer than the interval:
+            // not charged for the wait, but it spends a budget unit.
             let t1 = t0 + 3 * IN_PLACE_YIELD_INTERVAL;
-            assert_eq!(in_place_stretch_over(t1), Some(false));
-            assert_eq!(in_place_stretch_over(t1), Some(false));
+            assert_eq!(in_place_stretch(t1), Some(Stretch::Starts));
+            assert_eq!(in_place_stretch(t1 + STEP), Some(Stretch::Goes));
+            assert_eq!(
+                in_place_stretch(t1 + IN_PLACE_YIELD_INTERVAL),
+                Some(Stretch::Over)
+            );
         })
         .await
         .unwrap();
@@ -398,12 +455,12 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
     async fn another_task_on_the_thread_starts_its_own_stretch() {
         let t0 = Instant::now();
-        let first = tokio::spawn(async move { in_place_stretch_over(t0) });
-        assert_eq!(first.await.unwrap(), Some(false));
+        let first = tokio::spawn(async move { in_place_stretch(t0) });
+        assert_eq!(first.await.unwrap(), Some(Stretch::Goes));
         // One worker: the second task runs on the thread the first marked,
         // long after; it is not charged for the first one's time.
         let later = t0 + 10 * IN_PLACE_YIELD_INTERVAL;
-        let second = tokio::spawn(async move { in_place_stretch_over(later) });
-        assert_eq!(second.await.unwrap(), Some(false));
+        let second = tokio::spawn(async move { in_place_stretch(later) });
+        assert_eq!(second.await.unwrap(), Some(Stretch::Goes));
     }
 }

@@ -807,6 +807,7 @@ impl Store {
         self.check_size(&key, &piece)?;
         let limit = self.shared.options.max_value_size;
         if at_end {
+            self.cooperate().await;
             if let Some(len) = self
                 .backend_ref()
                 .append_in_place(&self.namespace, &key, &piece, limit, self.now())
@@ -1189,6 +1190,7 @@ impl KVStore for Store {
 
     async fn delete(&self, key: &str) -> Result<bool> {
         let key = self.key(key)?;
+        self.cooperate().await;
         let outcome = self
             .backend_ref()
             .delete(&self.namespace, &key, Precondition::Any)
@@ -1205,6 +1207,7 @@ impl KVStore for Store {
     }
 
     async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Value>>> {
+        self.cooperate().await;
         let normalized = keys
             .iter()
             .map(|k| self.key(k).map(Cow::into_owned))
@@ -1231,6 +1234,7 @@ impl KVStore for Store {
     }
 
     async fn set_many(&self, entries: Vec<(String, Value)>) -> Result<()> {
+        self.cooperate().await;
         let items = entries
             .into_iter()
             .map(|(key, value)| {
@@ -1259,6 +1263,7 @@ impl KVStore for Store {
     }
 
     async fn delete_many(&self, keys: &[&str]) -> Result<u64> {
+        self.cooperate().await;
         let mut normalized = keys
             .iter()
             .map(|k| self.key(k).map(Cow::into_owned))
@@ -1274,6 +1279,7 @@ impl KVStore for Store {
     }
 
     async fn batch(&self, batch: Batch) -> Result<bool> {
+        self.cooperate().await;
         let items = batch
             .items
             .into_iter()
@@ -1515,6 +1521,7 @@ impl KVStore for Store {
 
     async fn cleanup_expired(&self) -> Result<u64> {
         self.check_open()?;
+        self.cooperate().await;
         let n = self
             .backend_ref()
             .remove_expired(Some(&self.namespace), self.now())
@@ -1577,6 +1584,7 @@ impl KVStore for Store {
 
     async fn increment(&self, key: &str, delta: i64) -> Result<i64> {
         let key = self.key(key)?;
+        self.cooperate().await;
         let n = self
             .backend_ref()
             .increment(&self.namespace, &key, delta, self.now())
@@ -1650,6 +1658,7 @@ impl KVStore for Store {
 
     async fn count(&self) -> Result<u64> {
         self.check_open()?;
+        self.cooperate().await;
         self.backend_ref()
             .count(&self.namespace, &KeyRange::all(), self.now())
             .await

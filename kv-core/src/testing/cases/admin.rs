@@ -19,7 +19,7 @@ pub(super) fn cases() -> Vec<Case> {
         case!(admin_closed_store_refuses_operations),
         case!(admin_track_access_records_reads),
         case!(admin_two_stores_on_one_backend_see_each_other),
-        case!(admin_a_loop_of_reads_yields_to_its_timeout),
+        case!(admin_a_loop_of_calls_yields_to_its_timeout),
     ]
 }
 
@@ -277,47 +277,71 @@ async fn admin_two_stores_on_one_backend_see_each_other(
     Ok(())
 }
 
-/// A task that reads in a loop, with nothing else to wait for, still
-/// yields to the runtime: a `tokio::time::timeout` around the loop fires.
-/// (A backend whose calls are always ready would otherwise spin forever.)
-async fn admin_a_loop_of_reads_yields_to_its_timeout(
+/// A task that calls the store in a loop, with nothing else to wait for,
+/// still yields to the runtime: a `tokio::time::timeout` around the loop
+/// fires, and soon. (A backend whose calls are always ready would
+/// otherwise spin forever.) One loop per kind of call.
+async fn admin_a_loop_of_calls_yields_to_its_timeout(
     f: &dyn BackendFactory,
     _: &ConformanceOptions,
 ) -> CaseResult {
     use std::time::{Duration, Instant};
+    #[derive(Debug, Clone, Copy)]
+    enum Call {
+        Get,
+        GetMany,
+        Set,
+        Delete,
+        Increment,
+    }
     let h = Harness::new(f).await?;
     h.store.set("k", 1.into()).await?;
-    let store = h.store.clone();
-    // Spawned: a store's yield points act on a task.
-    let looped = tokio::spawn(async move {
-        let start = Instant::now();
-        tokio::time::timeout(Duration::from_millis(20), async {
-            let mut reads = 0u64;
-            loop {
-                if store.get("k").await?.is_none() {
-                    return Err(crate::Error::backend(
-                        "conformance",
-                        false,
-                        "k went missing",
-                    ));
+    for call in [
+        Call::Get,
+        Call::GetMany,
+        Call::Set,
+        Call::Delete,
+        Call::Increment,
+    ] {
+        let store = h.store.clone();
+        // Spawned: a store's yield points act on a task.
+        let looped = tokio::spawn(async move {
+            let start = Instant::now();
+            let outcome = tokio::time::timeout(Duration::from_millis(20), async {
+                let mut calls = 0u64;
+                loop {
+                    match call {
+                        Call::Get => drop(store.get("k").await?),
+                        Call::GetMany => drop(store.get_many(&["k", "absent"]).await?),
+                        Call::Set => store.set("s", 1.into()).await?,
+                        Call::Delete => drop(store.delete("absent").await?),
+                        Call::Increment => drop(store.increment("n", 1).await?),
+                    }
+                    calls += 1;
+                    // Bounded, so that a failure fails instead of hanging.
+                    if start.elapsed() > Duration::from_secs(10) {
+                        return Ok::<u64, crate::Error>(calls);
+                    }
                 }
-                reads += 1;
-                // Bounded, so that a failure fails instead of hanging.
-                if start.elapsed() > Duration::from_secs(10) {
-                    return Ok(reads);
-                }
+            })
+            .await;
+            (outcome, start.elapsed())
+        });
+        match looped.await {
+            Ok((Err(_elapsed), took)) => ensure!(
+                took < Duration::from_secs(2),
+                "{call:?}: the 20 ms timeout around the loop fired only after {took:?}"
+            ),
+            Ok((Ok(Ok(calls)), _)) => return Err(crate::testing::Failure(format!(
+                "{call:?}: {calls} calls ran for 10 s without the 20 ms timeout around them firing"
+            ))),
+            Ok((Ok(Err(e)), _)) => return Err(e.into()),
+            Err(e) => {
+                return Err(crate::testing::Failure(format!(
+                    "{call:?}: the looping task failed: {e}"
+                )))
             }
-        })
-        .await
-    });
-    match looped.await {
-        Ok(Err(_elapsed)) => Ok(()),
-        Ok(Ok(Ok(reads))) => Err(crate::testing::Failure(format!(
-            "{reads} reads ran for 10 s without the 20 ms timeout around them firing"
-        ))),
-        Ok(Ok(Err(e))) => Err(e.into()),
-        Err(e) => Err(crate::testing::Failure(format!(
-            "the reading task failed: {e}"
-        ))),
+        }
     }
+    Ok(())
 }
