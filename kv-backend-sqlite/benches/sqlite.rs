@@ -732,7 +732,7 @@ fn run_hop(rt: &Runtime, backend: &Arc<SqliteStore>, dur: Duration) -> Res<f64> 
 /// Raw's `get` run as ours runs its reads: inside `block_in_place` on one
 /// Tokio task, with the yield point the store runs per call over this
 /// backend (`kv_core::ops::cooperate(Cooperation::InPlace)`: a yield once
-/// the task has run 1 ms). Against raw on a plain thread, this is what
+/// the task has run 2 ms). Against raw on a plain thread, this is what
 /// handing the worker thread over for each blocking call costs. Gets/s.
 fn run_raw_in_place(
     rt: &Runtime,

@@ -24,9 +24,10 @@
 //! stays bounded however many callers there are.
 //!
 //! Because calls run in place, the backend declares
-//! `Cooperation::InPlace`: the store makes a looping task yield once a
-//! millisecond instead of every 128 calls. While callers wait for busy
-//! connections, [`Pool::cooperate`] spends Tokio's budget as well.
+//! `Cooperation::InPlace`: the store makes a looping task yield once it
+//! has run `IN_PLACE_YIELD_INTERVAL` (2 ms) instead of every 128 calls.
+//! While callers wait for busy connections, [`Pool::cooperate`] spends
+//! Tokio's budget as well.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -173,7 +174,7 @@ impl Pool {
     /// (`Cooperation::InPlace`), which saves the 1-task caller a thread
     /// change every 128 calls. While callers wait for busy connections,
     /// each call spends Tokio's budget as well (a yield every 128 calls):
-    /// a task that takes a connection again and again for 1 ms makes the
+    /// a task that takes a connection again and again for 2 ms makes the
     /// threads waiting for it wake for nothing, and measured worse (see
     /// docs/performance.md).
     pub(crate) async fn cooperate(&self, role: Role) {

@@ -332,9 +332,11 @@ async fn admin_a_loop_of_calls_yields_to_its_timeout(
                 took < Duration::from_secs(2),
                 "{call:?}: the 20 ms timeout around the loop fired only after {took:?}"
             ),
-            Ok((Ok(Ok(calls)), _)) => return Err(crate::testing::Failure(format!(
+            Ok((Ok(Ok(calls)), _)) => {
+                return Err(crate::testing::Failure(format!(
                 "{call:?}: {calls} calls ran for 10 s without the 20 ms timeout around them firing"
-            ))),
+            )))
+            }
             Ok((Ok(Err(e)), _)) => return Err(e.into()),
             Err(e) => {
                 return Err(crate::testing::Failure(format!(
