@@ -24,10 +24,11 @@ pub const SCAN_PAGE: usize = 1000;
 pub const MAX_ATTEMPTS: u32 = 2000;
 
 /// A cooperative yield point: yields to the runtime only when the task has
-/// used up its budget (as Tokio's own resources do). Called once per store
-/// operation and once per page of a walk, so a loop over an in-memory
-/// backend, whose futures are always ready, never starves other tasks and
-/// can still be cancelled by a timeout.
+/// used up its budget (as Tokio's own resources do). The store's yield
+/// point per operation over a [`Cooperation::Budget`] backend (see
+/// [`cooperate`]), and the generic walks' once per page, so a loop over an
+/// in-memory backend, whose futures are always ready, never starves other
+/// tasks and can still be cancelled by a timeout.
 pub async fn page_break() {
     tokio::task::coop::consume_budget().await;
 }
