@@ -354,7 +354,7 @@ impl Backend for PgStore {
                 .fetch_optional(&self.inner.pool)
         })
         .await?;
-        row.map(|r| record_from_row(namespace, key.to_owned(), &r, 0))
+        row.map(|r| record_from_row(&namespace.into(), key.to_owned(), &r, 0))
             .transpose()
     }
 
@@ -391,9 +391,10 @@ impl Backend for PgStore {
         })
         .await?;
         let mut found = std::collections::HashMap::with_capacity(rows.len());
+        let shared_ns = namespace.into();
         for r in &rows {
             let key: String = r.try_get(0).map_err(map)?;
-            found.insert(key.clone(), record_from_row(namespace, key, r, 1)?);
+            found.insert(key.clone(), record_from_row(&shared_ns, key, r, 1)?);
         }
         Ok(keys.iter().map(|k| found.get(k).cloned()).collect())
     }
@@ -488,9 +489,10 @@ impl Backend for PgStore {
                 .fetch_all(&self.inner.pool)
         })
         .await?;
+        let shared_ns = namespace.into();
         each_row(&rows, |r| {
             let key: String = r.try_get(0).map_err(map)?;
-            record_from_row(namespace, key, r, 1)
+            record_from_row(&shared_ns, key, r, 1)
         })
     }
 
@@ -548,9 +550,10 @@ impl Backend for PgStore {
                 .fetch_all(&self.inner.pool)
         })
         .await?;
+        let shared_ns = namespace.into();
         each_row(&rows, |r| {
             let key: String = r.try_get(0).map_err(map)?;
-            record_from_row(namespace, key, r, 1)
+            record_from_row(&shared_ns, key, r, 1)
         })
     }
 
@@ -717,7 +720,7 @@ impl Backend for PgStore {
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(map)?
-                .map(|r| record_from_row(namespace, key.to_owned(), &r, 0))
+                .map(|r| record_from_row(&namespace.into(), key.to_owned(), &r, 0))
                 .transpose()?;
             let existed = current.is_some();
             let live = current.filter(|r| !r.is_expired(now));

@@ -575,7 +575,7 @@ impl RowValues {
 
 /// A record from a row whose columns start at `first` in [`COLUMNS`] order.
 pub(crate) fn record_from_row(
-    namespace: &str,
+    namespace: &Arc<str>,
     key: String,
     row: &PgRow,
     first: usize,
@@ -613,7 +613,7 @@ pub(crate) fn record_from_row(
         value_type,
     };
     Ok(Record {
-        namespace: namespace.into(),
+        namespace: Arc::clone(namespace),
         key,
         value,
         meta,

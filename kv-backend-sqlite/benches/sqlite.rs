@@ -609,6 +609,27 @@ fn raw_worker(
     }
 }
 
+/// Runs `tasks` Tokio tasks, `task(t, deadline)` each, and waits for all;
+/// each returns how many operations it made. Total ops/s.
+fn run_tasks<F, Fut>(rt: &Runtime, tasks: usize, dur: Duration, task: F) -> Res<f64>
+where
+    F: Fn(usize, Instant) -> Fut,
+    Fut: std::future::Future<Output = Res<u64>> + Send + 'static,
+{
+    rt.block_on(async {
+        let start = Instant::now();
+        let deadline = start + dur;
+        let handles: Vec<_> = (0..tasks)
+            .map(|t| tokio::spawn(task(t, deadline)))
+            .collect();
+        let mut total = 0;
+        for h in handles {
+            total += h.await??;
+        }
+        Ok(total as f64 / start.elapsed().as_secs_f64())
+    })
+}
+
 /// Ours: `tasks` concurrent tasks on the runtime; ops/s.
 fn run_ours(
     rt: &Runtime,
@@ -619,29 +640,21 @@ fn run_ours(
     dur: Duration,
     seed: u64,
 ) -> Res<f64> {
-    rt.block_on(async {
-        let start = Instant::now();
-        let deadline = start + dur;
-        let handles: Vec<_> = (0..tasks)
-            .map(|t| {
-                tokio::spawn(ours_worker(
-                    store.clone(),
-                    Arc::clone(sh),
-                    op,
-                    Rng::new(seed ^ (t as u64 + 1) << 32),
-                    deadline,
-                ))
-            })
-            .collect();
-        let mut total = 0;
-        for h in handles {
-            let (n, bad) = h.await??;
+    run_tasks(rt, tasks, dur, |t, deadline| {
+        let worker = ours_worker(
+            store.clone(),
+            Arc::clone(sh),
+            op,
+            Rng::new(seed ^ (t as u64 + 1) << 32),
+            deadline,
+        );
+        async move {
+            let (n, bad) = worker.await?;
             if bad != 0 {
                 return Err(format!("ours {op:?}: {bad} of {n} calls missed").into());
             }
-            total += n;
+            Ok(n)
         }
-        Ok(total as f64 / start.elapsed().as_secs_f64())
     })
 }
 
@@ -785,52 +798,39 @@ fn run_raw_scans_in_place(
     dur: Duration,
     seed: u64,
 ) -> Res<f64> {
-    rt.block_on(async {
-        let start = Instant::now();
-        let deadline = start + dur;
-        let handles: Vec<_> = (0..tasks)
-            .map(|t| {
-                let (conns, sql, sh) = (Arc::clone(conns), Arc::clone(&sql), Arc::clone(sh));
-                let mut rng = Rng::new(seed ^ (t as u64 + 1) << 32);
-                tokio::spawn(async move {
-                    let mut n = 0u64;
-                    loop {
-                        for _ in 0..CHUNK {
-                            let prefix = format!("users.{:06}.", rng.below(sh.users));
-                            let found = tokio::task::block_in_place(|| -> Res<usize> {
-                                // The connection is held for the query
-                                // and reading the rows, as ours holds it;
-                                // checking and decoding come after.
-                                let rows = {
-                                    let conn = conns
-                                        .iter()
-                                        .find_map(|c| c.try_lock().ok())
-                                        .map_or_else(|| conns[t % conns.len()].lock(), Ok)
-                                        .map_err(|_| "raw connection poisoned")?;
-                                    raw_scan_rows(&conn, &sql, DEFAULT_NAMESPACE, &prefix)?
-                                };
-                                Ok(decode_rows(rows)?.len())
-                            })?;
-                            if black_box(found) != FIELDS.len() {
-                                return Err(BoxError::from(format!(
-                                    "raw in place: {prefix} missed"
-                                )));
-                            }
-                            tokio::task::coop::consume_budget().await;
-                        }
-                        n += CHUNK;
-                        if Instant::now() >= deadline {
-                            return Ok::<_, BoxError>(n);
-                        }
+    run_tasks(rt, tasks, dur, |t, deadline| {
+        let (conns, sql, sh) = (Arc::clone(conns), Arc::clone(&sql), Arc::clone(sh));
+        let mut rng = Rng::new(seed ^ (t as u64 + 1) << 32);
+        async move {
+            let mut n = 0u64;
+            loop {
+                for _ in 0..CHUNK {
+                    let prefix = format!("users.{:06}.", rng.below(sh.users));
+                    let found = tokio::task::block_in_place(|| -> Res<usize> {
+                        // The connection is held for the query and reading
+                        // the rows, as ours holds it; checking and
+                        // decoding come after.
+                        let rows = {
+                            let conn = conns
+                                .iter()
+                                .find_map(|c| c.try_lock().ok())
+                                .map_or_else(|| conns[t % conns.len()].lock(), Ok)
+                                .map_err(|_| "raw connection poisoned")?;
+                            raw_scan_rows(&conn, &sql, DEFAULT_NAMESPACE, &prefix)?
+                        };
+                        Ok(decode_rows(rows)?.len())
+                    })?;
+                    if black_box(found) != FIELDS.len() {
+                        return Err(BoxError::from(format!("raw in place: {prefix} missed")));
                     }
-                })
-            })
-            .collect();
-        let mut total = 0;
-        for h in handles {
-            total += h.await??;
+                    tokio::task::coop::consume_budget().await;
+                }
+                n += CHUNK;
+                if Instant::now() >= deadline {
+                    return Ok(n);
+                }
+            }
         }
-        Ok(total as f64 / start.elapsed().as_secs_f64())
     })
 }
 

@@ -125,6 +125,20 @@ impl MemoryBackend {
     }
 }
 
+/// Stores `record` in its namespace's space, creating the space (and only
+/// then copying the namespace's name) when it is new.
+fn put(data: &mut Spaces, record: Record) {
+    match data.get_mut(&*record.namespace) {
+        Some(space) => space.insert(record),
+        None => {
+            let namespace = record.namespace.to_string();
+            let mut space = Space::default();
+            space.insert(record);
+            data.insert(namespace, space);
+        }
+    }
+}
+
 fn remove_if_empty(data: &mut Spaces, namespace: &str) {
     if data.get(namespace).is_some_and(Space::is_empty) {
         data.remove(namespace);
@@ -175,15 +189,7 @@ impl Backend for MemoryBackend {
         if !precondition.holds(current) {
             return Ok(WriteOutcome::PreconditionFailed);
         }
-        match data.get_mut(&*record.namespace) {
-            Some(space) => space.insert(record),
-            None => {
-                let mut space = Space::default();
-                let namespace = record.namespace.to_string();
-                space.insert(record);
-                data.insert(namespace, space);
-            }
-        }
+        put(&mut data, record);
         Ok(WriteOutcome::Written)
     }
 
@@ -275,11 +281,7 @@ impl Backend for MemoryBackend {
         drop(overlay);
         for op in ops {
             match op {
-                BatchOp::Put { record, .. } => {
-                    data.entry(record.namespace.to_string())
-                        .or_default()
-                        .insert(record);
-                }
+                BatchOp::Put { record, .. } => put(&mut data, record),
                 BatchOp::Delete { namespace, key, .. } => {
                     if let Some(space) = data.get_mut(&namespace) {
                         space.remove(&key);
